@@ -1,0 +1,3 @@
+from pixelseg.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""The ``pixelseg`` command: train, eval, predict, data check, models, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pixelseg.errors import PixelsegError
+
+
+def _tile(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    parts = [int(v) for v in text.replace("x", ",").split(",")]
+    return (parts[0], parts[-1])
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False)
+
+
+def cmd_train(args) -> int:
+    from pixelseg.engine import load_config, train
+
+    overrides = list(args.set or [])
+    if args.out:
+        overrides.append(f"train.out_dir={args.out}")
+    if args.data:
+        overrides.append(f"data.root={args.data}")
+    config = load_config(args.config, overrides)
+    run = train(config, resume=Path(args.resume) if args.resume not in (None, True) else bool(args.resume),
+                progress=_progress(args))
+    print(f"run folder: {run}\n  checkpoints: {run / 'best.pt'}, {run / 'last.pt'}\n  model: {run / 'model'}\n"
+          f"  log: {run / 'log.csv'}\n  curve: {run / 'curve.png'}")
+    return 0
+
+
+def _open_eval_dataset(args, model):
+    from pixelseg.data import open_dataset
+
+    stored = model.meta.get("data", {})
+    root = args.data or stored.get("root")
+    layout = args.layout or (stored.get("layout") if not args.data else None) or "auto"
+    split = args.split or stored.get("val_split") or "val"
+    options = stored.get("options", {}) if not args.data or args.data == stored.get("root") else {}
+    if root is None:
+        raise PixelsegError("this model does not say which data it was trained on: pass --data PATH")
+    return open_dataset(layout, root, split, **options)
+
+
+def cmd_eval(args) -> int:
+    import pixelseg
+    from pixelseg.data import require_clean
+    from pixelseg.engine import evaluate
+
+    model = pixelseg.load(args.checkpoint)
+    dataset = _open_eval_dataset(args, model)
+    require_clean(dataset, progress=_progress(args))
+    if dataset.classes.num_classes != model.classes.num_classes:
+        raise PixelsegError(f"{args.checkpoint}: model has {model.classes.num_classes} classes, dataset "
+                            f"{dataset.root} has {dataset.classes.num_classes}")
+    result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
+                      progress=_progress(args))
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{dataset.split}"
+    scale = args.scale or model.meta.get("inference_scale", 1.0)
+    paths = result.save(out, model.classes.palette, {
+        "checkpoint": str(args.checkpoint), "dataset": dataset.name, "root": str(dataset.root),
+        "split": dataset.split, "images": len(dataset), "inference_scale": scale, "tile": args.tile})
+    print(f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
+          f"(network input scale {scale})\n")
+    print(result.table())
+    print("\n" + "\n".join(f"{name}: {path}" for name, path in paths.items()))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import pixelseg
+    from pixelseg.engine import predict_files
+
+    model = pixelseg.load(args.checkpoint)
+    summary = predict_files(model, args.inputs, args.out, scale=args.scale, tile=_tile(args.tile),
+                            overlap=args.overlap, alpha=args.alpha, progress=_progress(args))
+    images = len(summary.written) // 3
+    print(f"{images} image(s) predicted into {Path(args.out).resolve()} "
+          f"(<stem>_labels.png index map, <stem>_color.png, <stem>_overlay.jpg)")
+    for failure in summary.failed:
+        print(f"skipped: {failure}", file=sys.stderr)
+    return 1 if summary.failed and not images else 0
+
+
+def cmd_data_check(args) -> int:
+    from pixelseg.data import check_dataset, open_dataset
+
+    options: dict = {}
+    if args.classes:
+        options["classes"] = [c.strip() for c in args.classes.split(",")]
+    if args.num_classes:
+        options["num_classes"] = args.num_classes
+    if args.value_map:
+        options["value_map"] = json.loads(args.value_map)
+    dataset = open_dataset(args.layout, args.path, args.split, **options)
+    report = check_dataset(dataset, progress=_progress(args))
+    print(report.format(max_problems=args.max_problems))
+    return 0 if report.ok else 1
+
+
+def cmd_models(args) -> int:
+    from pixelseg.models import list_models
+
+    models = list_models()
+    width = max(len(name) for name in models)
+    for name, summary in models.items():
+        print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pixelseg.engine.demo import run_demo
+
+    run_demo(Path(args.out), epochs=args.epochs, progress=_progress(args))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixelseg", description="Semantic segmentation: train, evaluate, predict.")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a YAML config")
+    train.add_argument("config", help="YAML config (see configs/)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config value, e.g. train.epochs=5")
+    train.add_argument("--resume", nargs="?", const=True, default=None,
+                       help="continue from out_dir/last.pt (or the checkpoint given)")
+    train.add_argument("--out", help="run folder (train.out_dir)")
+    train.add_argument("--data", help="dataset root (data.root)")
+    train.set_defaults(func=cmd_train)
+
+    def inference_options(sub):
+        sub.add_argument("--scale", type=float, help="network input scale (default: the model's training scale)")
+        sub.add_argument("--tile", help="sliding-window tile HEIGHT,WIDTH for large images")
+        sub.add_argument("--overlap", type=float, default=0.33, help="sliding-window overlap (0..1)")
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint at full resolution")
+    evaluate.add_argument("checkpoint", help="best.pt / last.pt or a model folder")
+    evaluate.add_argument("--data", help="dataset root (default: the one the model was trained on)")
+    evaluate.add_argument("--layout", help="dataset layout (default: detected)")
+    evaluate.add_argument("--split", help="split to evaluate (default: the validation split)")
+    evaluate.add_argument("--out", help="folder for metrics.json and plots (default: beside the checkpoint)")
+    inference_options(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
+
+    predict = commands.add_parser("predict", help="predict images, folders or globs")
+    predict.add_argument("checkpoint", help="best.pt / last.pt or a model folder")
+    predict.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    inference_options(predict)
+    predict.set_defaults(func=cmd_predict)
+
+    data = commands.add_parser("data", help="dataset tools")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser("check", help="list counts, sizes, class frequencies and every problem")
+    check.add_argument("path", help="dataset root")
+    check.add_argument("--layout", default="auto", help="folder, camvid, voc, cityscapes, ade20k, labelme or auto")
+    check.add_argument("--split", help="split (default: all for folder/labelme, train otherwise)")
+    check.add_argument("--classes", help="comma-separated class names (folder/labelme without a classes file)")
+    check.add_argument("--num-classes", type=int, help="number of classes (folder layout without a classes file)")
+    check.add_argument("--value-map", help='JSON raw value -> class, e.g. \'{"255": 0, "0": 1}\'')
+    check.add_argument("--max-problems", type=int, default=50)
+    check.set_defaults(func=cmd_data_check)
+
+    models = commands.add_parser("models", help="list the architectures")
+    models.set_defaults(func=cmd_models)
+
+    demo = commands.add_parser("demo", help="generate a small dataset, train, evaluate and predict on it")
+    demo.add_argument("--out", default="runs/demo", help="demo folder")
+    demo.add_argument("--epochs", type=int, default=12)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PixelsegError as error:
+        print(f"pixelseg: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixelseg: interrupted", file=sys.stderr)
+        return 130

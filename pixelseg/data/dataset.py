@@ -1,0 +1,114 @@
+"""The one dataset class every layout builds: a list of (image, mask) files plus how to decode them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pixelseg.data.classes import ClassInfo
+from pixelseg.data.masks import LabelmeDecoder, MaskDecoder
+from pixelseg.errors import DataError
+from pixelseg.io import read_image
+
+Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example: an image file and its mask file (a Labelme JSON for Labelme datasets)."""
+
+    image: Path | None
+    mask: Path | None
+
+    @property
+    def name(self) -> str:
+        return (self.image or self.mask).stem  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one file of a dataset, as listed by ``pixelseg data check``."""
+
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class SegmentationDataset(Dataset):
+    """Pairs of images and masks with their classes.
+
+    ``__getitem__`` returns ``(image, mask)`` tensors after ``transform``; :meth:`read` returns the
+    full-resolution arrays. Augmentation randomness comes from a generator seeded by
+    ``(seed, epoch, index)``, so a run is reproducible whatever the number of loader workers.
+    """
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        classes: ClassInfo,
+        decoder: MaskDecoder | None = None,
+        transform: Transform | None = None,
+        *,
+        name: str = "folder",
+        root: Path | None = None,
+        split: str | None = None,
+        problems: list[Problem] | None = None,
+    ) -> None:
+        self.samples = samples
+        self.classes = classes
+        self.decoder = decoder or MaskDecoder(classes)
+        self.transform = transform
+        self.name = name
+        self.root = root
+        self.split = split
+        self.problems = list(problems or [])
+        self.seed = 0
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return (f"SegmentationDataset({self.name}, root={self.root}, split={self.split}, "
+                f"{len(self)} samples, {self.classes.num_classes} classes)")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def read_image(self, index: int) -> np.ndarray:
+        sample = self.samples[index]
+        if sample.image is None and isinstance(self.decoder, LabelmeDecoder):
+            source = LabelmeDecoder.image_path_or_data(sample.mask)  # type: ignore[arg-type]
+            return source if isinstance(source, np.ndarray) else read_image(source)
+        return read_image(sample.image)  # type: ignore[arg-type]
+
+    def read_mask(self, index: int) -> np.ndarray:
+        sample = self.samples[index]
+        if sample.mask is None:
+            raise DataError(f"{sample.image}: no mask for this image")
+        return self.decoder.decode(sample.mask)
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Full-resolution RGB image (H, W, 3) and class-index mask (H, W), checked to match in size."""
+        image, mask = self.read_image(index), self.read_mask(index)
+        if image.shape[:2] != mask.shape[:2]:
+            sample = self.samples[index]
+            raise DataError(
+                f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image} is "
+                f"{image.shape[1]}x{image.shape[0]} (width x height)"
+            )
+        return image, mask
+
+    def __getitem__(self, index: int):
+        image, mask = self.read(index)
+        if self.transform is None:
+            return torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(mask.astype(np.int64))
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return self.transform(image, mask, rng)

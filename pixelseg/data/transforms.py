@@ -1,0 +1,155 @@
+"""Joint image + mask augmentation. Images are resized bilinearly, masks always with nearest neighbour,
+and padding of masks uses the ignore index, so no transform invents a label.
+
+Each transform is called as ``transform(image, mask, rng)`` on an (H, W, 3) uint8 image and an (H, W) uint8
+mask with a ``numpy.random.Generator``; :class:`ToTensor` ends the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from pixelseg.data.classes import IGNORE_INDEX
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray | None, height: int, width: int):
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    if mask is not None:
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image, mask
+
+
+class Compose:
+    def __init__(self, transforms: Sequence) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, image, mask, rng):
+        for transform in self.transforms:
+            image, mask = transform(image, mask, rng)
+        return image, mask
+
+
+class Resize:
+    """Resize by a fixed factor (``scale``) or to a fixed ``(height, width)``."""
+
+    def __init__(self, scale: float | None = None, size: tuple[int, int] | None = None) -> None:
+        self.scale, self.size = scale, size
+
+    def __call__(self, image, mask, rng):
+        if self.size is not None:
+            height, width = self.size
+        else:
+            height = max(1, round(image.shape[0] * self.scale))
+            width = max(1, round(image.shape[1] * self.scale))
+        if (height, width) == image.shape[:2]:
+            return image, mask
+        return resize_pair(image, mask, height, width)
+
+
+class RandomScale:
+    """Resize by a factor drawn uniformly from ``scale_range`` (relative to the incoming size)."""
+
+    def __init__(self, scale_range: tuple[float, float]) -> None:
+        self.low, self.high = scale_range
+
+    def __call__(self, image, mask, rng):
+        factor = rng.uniform(self.low, self.high)
+        height, width = max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor))
+        return resize_pair(image, mask, height, width)
+
+
+class RandomCrop:
+    """Crop ``(height, width)``; smaller inputs are padded (image with ``fill``, mask with the ignore index)."""
+
+    def __init__(self, size: tuple[int, int], fill: tuple[int, int, int] = (124, 116, 104),
+                 ignore_index: int = IGNORE_INDEX) -> None:
+        self.height, self.width = size
+        self.fill, self.ignore_index = fill, ignore_index
+
+    def __call__(self, image, mask, rng):
+        pad_bottom = max(0, self.height - image.shape[0])
+        pad_right = max(0, self.width - image.shape[1])
+        if pad_bottom or pad_right:
+            image = cv2.copyMakeBorder(image, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT, value=self.fill)
+            mask = cv2.copyMakeBorder(mask, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT,
+                                      value=self.ignore_index)
+        top = int(rng.integers(0, image.shape[0] - self.height + 1))
+        left = int(rng.integers(0, image.shape[1] - self.width + 1))
+        return (image[top: top + self.height, left: left + self.width],
+                mask[top: top + self.height, left: left + self.width])
+
+
+class HorizontalFlip:
+    def __init__(self, probability: float = 0.5) -> None:
+        self.probability = probability
+
+    def __call__(self, image, mask, rng):
+        if rng.random() < self.probability:
+            return image[:, ::-1], mask[:, ::-1]
+        return image, mask
+
+
+class ColorJitter:
+    """Random brightness, contrast, saturation (factors in ``1 ± amount``) and hue shift (fraction of a turn)."""
+
+    def __init__(self, brightness: float = 0.3, contrast: float = 0.3, saturation: float = 0.3,
+                 hue: float = 0.02) -> None:
+        self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
+
+    def __call__(self, image, mask, rng):
+        pixels = image.astype(np.float32)
+        if self.brightness:
+            pixels *= rng.uniform(1 - self.brightness, 1 + self.brightness)
+        if self.contrast:
+            mean = pixels.mean()
+            pixels = (pixels - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
+        if self.saturation:
+            grey = pixels.mean(axis=2, keepdims=True)
+            pixels = (pixels - grey) * rng.uniform(1 - self.saturation, 1 + self.saturation) + grey
+        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+        if self.hue:
+            hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV)
+            shift = int(round(rng.uniform(-self.hue, self.hue) * 180))
+            hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
+            pixels = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        return pixels, mask
+
+
+class ToTensor:
+    """Normalised float (3, H, W) image tensor and int64 (H, W) mask tensor."""
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32) * 255
+        self.std = np.asarray(std, dtype=np.float32) * 255
+
+    def __call__(self, image, mask, rng=None):
+        image = (np.ascontiguousarray(image, dtype=np.float32) - self.mean) / self.std
+        image_tensor = torch.from_numpy(image.transpose(2, 0, 1).copy())
+        mask_tensor = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64)) if mask is not None else None
+        return image_tensor, mask_tensor
+
+
+def training_transform(crop_size: tuple[int, int], scale_range: tuple[float, float] = (0.5, 2.0),
+                       base_scale: float = 1.0, flip: bool = True, color_jitter: float = 0.3,
+                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Compose:
+    """Random scale (around ``base_scale`` of the original size), crop with padding, flip, colour jitter."""
+    low, high = scale_range
+    steps: list = [RandomScale((low * base_scale, high * base_scale)), RandomCrop(tuple(crop_size))]
+    if flip:
+        steps.append(HorizontalFlip())
+    if color_jitter:
+        steps.append(ColorJitter(color_jitter, color_jitter, color_jitter, hue=0.02))
+    steps.append(ToTensor(mean, std))
+    return Compose(steps)
+
+
+def evaluation_transform(mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Compose:
+    """Full-resolution, un-augmented tensors (the model resizes internally if it predicts at another scale)."""
+    return Compose([ToTensor(mean, std)])

@@ -1,0 +1,220 @@
+"""The training config: a readable YAML file, checked key by key, with ``--set key=value`` overrides.
+
+An unknown key or a value of the wrong type is a :class:`ConfigError` that names the key and, for a typo,
+the closest valid one. See ``configs/`` for complete examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pixelseg.errors import ConfigError
+from pixelseg.utils import closest
+
+
+@dataclass
+class DataConfig:
+    layout: str = "auto"  # folder | camvid | voc | cityscapes | ade20k | labelme | auto
+    root: str | None = None  # a path, or a name under $PIXELSEG_DATA (default ../shared/data)
+    train_split: str = "train"
+    val_split: str | None = "val"
+    options: dict = field(default_factory=dict)  # layout options: num_classes, classes, value_map, splits_dir
+    crop_size: list = field(default_factory=lambda: [256, 256])  # height, width
+    base_scale: float = 1.0  # train (and predict) at this fraction of the original size
+    scale_range: list = field(default_factory=lambda: [0.5, 2.0])  # random scale around base_scale
+    flip: bool = True
+    color_jitter: float = 0.3
+    workers: int = 2
+
+
+@dataclass
+class LossConfig:
+    ce: float = 1.0
+    focal: float = 0.0
+    dice: float = 0.0
+    focal_gamma: float = 2.0
+    class_weights: Any = None  # null | median_frequency | enet | inverse_sqrt | [w0, w1, ...]
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "poly"  # poly | cosine | constant
+    warmup_iters: int = 0
+    power: float = 0.9
+    min_lr: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 8
+    accumulate: int = 1  # gradient accumulation steps
+    amp: str = "auto"  # auto (on CUDA) | bf16 | fp16 | off
+    seed: int = 0
+    val_every: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    out_dir: str = "runs/run"
+    steps_per_epoch: int | None = None  # cap on optimizer steps per epoch (quick runs)
+    threads: int | None = None  # CPU threads for torch (default: all cores)
+
+
+@dataclass
+class EvalConfig:
+    scale: float | None = None  # predict at this fraction of the original size (default data.base_scale)
+    tile: list | None = None  # sliding-window tile [height, width]; null predicts the whole image
+    overlap: float = 0.33
+
+
+@dataclass
+class Config:
+    model: dict = field(default_factory=lambda: {"name": "unet", "encoder": "resnet18"})
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_value(key: str, value: Any, annotation: Any) -> Any:
+    """``value`` converted to ``annotation`` where that is lossless, else a ConfigError naming ``key``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(key, value, option)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif annotation in (list, dict):
+        if isinstance(value, annotation):
+            return value
+    else:
+        return value
+    expected = getattr(annotation, "__name__", str(annotation))
+    raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+CHOICES = {
+    "data.layout": ("auto", "folder", "camvid", "voc", "cityscapes", "ade20k", "labelme"),
+    "optimizer.name": ("adamw", "sgd"),
+    "schedule.name": ("poly", "cosine", "constant"),
+    "train.amp": ("auto", "bf16", "fp16", "off"),
+}
+
+
+def _build(cls: type, values: dict, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown config key {prefix + str(key)!r}{closest(key, fields)}; "
+                              f"valid keys under {prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
+            continue
+        checked = _check_value(prefix + key, value, hint)
+        allowed = CHOICES.get(prefix + key)
+        if allowed and checked not in allowed:
+            raise ConfigError(f"{prefix + key}: {checked!r} is not one of {', '.join(allowed)}"
+                              f"{closest(checked, allowed)}")
+        kwargs[key] = checked
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict) -> Config:
+    config = _build(Config, values, "")
+    if "name" not in config.model:
+        raise ConfigError("model.name is required (`pixelseg models` lists the architectures)")
+    return config
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, for example train.epochs=10")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Set ``section.key=value`` pairs (values parsed as YAML) in a raw config mapping."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {part} is not a section")
+        node[path[-1]] = value
+    return values
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: a config is a mapping of sections (model, data, loss, ...)")
+    values = apply_overrides(values, overrides or [])
+    try:
+        return config_from_dict(values)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}" if path else str(error)) from None

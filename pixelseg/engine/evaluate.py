@@ -1,0 +1,87 @@
+"""Evaluation at full resolution: one confusion matrix over a whole split, then every metric from it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixelseg.data.dataset import SegmentationDataset
+from pixelseg.data.transforms import evaluation_transform
+from pixelseg.engine.inference import model_device, predict_logits
+from pixelseg.io import write_text
+from pixelseg.metrics import ConfusionMatrix
+from pixelseg.models.base import SegmentationModel
+from pixelseg.utils import progress_bar
+from pixelseg.visualize import plot_class_iou, plot_confusion
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    confusion: np.ndarray
+    class_names: list[str]
+
+    def table(self) -> str:
+        """Per-class IoU and accuracy, then the summary metrics, as aligned text."""
+        width = max(12, *(len(name) for name in self.class_names))
+        lines = [f"{'class':<{width}} {'IoU':>7} {'acc':>7} {'Dice':>7} {'pixels':>12}"]
+        for index, name in enumerate(self.class_names):
+            iou, accuracy, dice = (self.metrics[key][index] for key in ("iou", "class_accuracy", "dice"))
+            lines.append(f"{name:<{width}} {_percent(iou)} {_percent(accuracy)} {_percent(dice)} "
+                         f"{self.metrics['pixels'][index]:>12,}")
+        lines.append("")
+        for key, label in (("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy"),
+                           ("mean_class_accuracy", "mean class accuracy"), ("fwiou", "frequency-weighted IoU"),
+                           ("mean_dice", "mean Dice")):
+            lines.append(f"{label:<24} {_percent(self.metrics[key])}")
+        return "\n".join(lines)
+
+    def save(self, directory: str | Path, palette=None, extra: dict | None = None) -> dict[str, Path]:
+        """Write ``metrics.json``, ``confusion.png`` and ``class_iou.png`` into ``directory``."""
+        directory = Path(directory)
+        paths = {"metrics": directory / "metrics.json", "confusion": directory / "confusion.png",
+                 "class_iou": directory / "class_iou.png"}
+        document = {**(extra or {}), "classes": self.class_names, **self.metrics,
+                    "confusion_matrix": self.confusion.tolist()}
+        write_text(paths["metrics"], json.dumps(_json_safe(document), indent=2))
+        plot_confusion(self.confusion, self.class_names, paths["confusion"])
+        plot_class_iou(self.metrics["iou"], self.class_names, paths["class_iou"], palette)
+        return paths
+
+
+def _percent(value: float) -> str:
+    return f"{'-':>7}" if value is None or np.isnan(value) else f"{100 * value:>6.2f}%"
+
+
+def _json_safe(value):
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: float | None = None,
+             tile: tuple[int, int] | None = None, overlap: float = 0.33, progress: bool = True,
+             workers: int = 0) -> Evaluation:
+    """Predict every image of ``dataset`` at full resolution and score it against its mask."""
+    model.eval()
+    device = model_device(model)
+    scale = model.meta.get("inference_scale", 1.0) if scale is None else scale
+    previous = dataset.transform
+    dataset.transform = evaluation_transform(model.meta["mean"], model.meta["std"])
+    confusion = ConfusionMatrix(model.classes.num_classes, device=device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=workers)
+    try:
+        for image, mask in progress_bar(loader, progress, desc="evaluating"):
+            logits = predict_logits(model, image.to(device), scale, tile, overlap)
+            confusion.update(logits.argmax(dim=1), mask.to(device))
+    finally:
+        dataset.transform = previous
+    return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), model.classes.names)

@@ -1,0 +1,115 @@
+"""Full-resolution inference: optional rescaling, optional sliding window, probabilities at input size."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pixelseg.io import read_image
+from pixelseg.models.base import SegmentationModel
+from pixelseg.visualize import colorize, overlay
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def normalise(image: np.ndarray, mean, std) -> torch.Tensor:
+    """(H, W, 3) uint8 to a normalised (1, 3, H, W) float tensor."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+    mean = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return ((tensor - mean) / std).unsqueeze(0)
+
+
+def _window_starts(length: int, window: int, stride: int) -> list[int]:
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride)) + [length - window]
+    return sorted(set(starts))
+
+
+def sliding_window_logits(model: SegmentationModel, images: torch.Tensor, tile: tuple[int, int],
+                          overlap: float = 0.33) -> torch.Tensor:
+    """Logits from overlapping tiles averaged with weights that fall off towards each tile's border."""
+    batch, _, height, width = images.shape
+    tile_h, tile_w = min(tile[0], height), min(tile[1], width)
+    stride_h = max(1, math.ceil(tile_h * (1 - overlap)))
+    stride_w = max(1, math.ceil(tile_w * (1 - overlap)))
+    ramp_h = torch.hann_window(tile_h + 2, periodic=False, device=images.device)[1:-1]
+    ramp_w = torch.hann_window(tile_w + 2, periodic=False, device=images.device)[1:-1]
+    weight = (ramp_h[:, None] * ramp_w[None, :]).clamp_min(1e-3)
+    logits = None
+    total = torch.zeros(height, width, device=images.device)
+    for top in _window_starts(height, tile_h, stride_h):
+        for left in _window_starts(width, tile_w, stride_w):
+            window = model(images[:, :, top: top + tile_h, left: left + tile_w]).float()
+            if logits is None:
+                logits = torch.zeros(batch, window.shape[1], height, width, device=images.device)
+            logits[:, :, top: top + tile_h, left: left + tile_w] += window * weight
+            total[top: top + tile_h, left: left + tile_w] += weight
+    return logits / total
+
+
+@torch.inference_mode()
+def predict_logits(model: SegmentationModel, images: torch.Tensor, scale: float = 1.0,
+                   tile: tuple[int, int] | None = None, overlap: float = 0.33) -> torch.Tensor:
+    """Logits at the input's full resolution; the network sees the input resized by ``scale``."""
+    height, width = images.shape[-2:]
+    if scale != 1.0:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    logits = sliding_window_logits(model, images, tile, overlap) if tile else model(images).float()
+    if logits.shape[-2:] != (height, width):
+        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    return logits
+
+
+@dataclass
+class Prediction:
+    """A class map (H, W) and class probabilities (C, H, W) for one image."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+    model: SegmentationModel
+
+    def colorize(self) -> np.ndarray:
+        return colorize(self.labels, self.model.classes)
+
+    def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        return overlay(image, self.labels, self.model.classes, alpha)
+
+
+def as_rgb_array(image) -> np.ndarray:
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an RGB image array (H, W, 3), got shape {array.shape}")
+    return np.ascontiguousarray(array[..., :3]).astype(np.uint8)
+
+
+def predict_image(model: SegmentationModel, image, scale: float | None = None, tile: tuple[int, int] | None = None,
+                  overlap: float = 0.33) -> Prediction:
+    """Predict one image (a path, PIL image or RGB array) at its full resolution.
+
+    ``scale`` defaults to the scale the model was trained at (``model.meta["inference_scale"]``).
+    """
+    array = as_rgb_array(image)
+    model.eval()
+    scale = model.meta.get("inference_scale", 1.0) if scale is None else scale
+    tensor = normalise(array, model.meta["mean"], model.meta["std"]).to(model_device(model))
+    logits = predict_logits(model, tensor, scale, tile, overlap)
+    probabilities = logits.softmax(dim=1)[0]
+    labels = probabilities.argmax(dim=0).to(torch.uint8 if probabilities.shape[0] <= 256 else torch.int64)
+    return Prediction(labels.cpu().numpy(), probabilities.cpu().numpy(), model)

@@ -1,0 +1,77 @@
+"""Folder / glob / file prediction: an index PNG, a colour PNG and an overlay per image, never over the inputs."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pixelseg.engine.inference import predict_image
+from pixelseg.errors import DataError
+from pixelseg.io import IMAGE_EXTENSIONS, list_images, read_image, write_image
+from pixelseg.models.base import SegmentationModel
+from pixelseg.utils import progress_bar
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Files, folders (their images) and glob patterns, in the order given, without duplicates."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found += list_images(path)
+        elif path.is_file():
+            found.append(path)
+        elif any(ch in str(item) for ch in "*?["):
+            found += sorted(p for p in map(Path, glob.glob(str(item), recursive=True))
+                            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            raise DataError(f"{path}: no such file, folder or matching glob")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise DataError(f"no images found in {', '.join(map(str, inputs))}")
+    return unique
+
+
+@dataclass
+class PredictSummary:
+    written: list[Path] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
+    return {"labels": out_dir / f"{image.stem}_labels.png", "color": out_dir / f"{image.stem}_color.png",
+            "overlay": out_dir / f"{image.stem}_overlay.jpg"}
+
+
+def predict_files(model: SegmentationModel, inputs: list[str | Path], out_dir: str | Path, scale: float | None = None,
+                  tile: tuple[int, int] | None = None, overlap: float = 0.33, alpha: float = 0.5,
+                  progress: bool = True) -> PredictSummary:
+    """Predict every input image; a file that cannot be read is reported and skipped."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    images = expand_inputs(inputs)
+    planned = {image: output_paths(image, out_dir) for image in images}
+    inputs_set = set(images)
+    stems: dict[str, Path] = {}
+    for image, outputs in planned.items():
+        clash = [p for p in outputs.values() if p in inputs_set]
+        if clash:
+            raise DataError(f"{clash[0]}: output would overwrite an input image; choose another --out folder")
+        if image.stem in stems:
+            raise DataError(f"{image} and {stems[image.stem]} share the file stem {image.stem!r}; their outputs "
+                            "would collide, predict them into different --out folders")
+        stems[image.stem] = image
+    summary = PredictSummary()
+    for image_path in progress_bar(images, progress, desc="predicting"):
+        try:
+            image = read_image(image_path)
+        except DataError as error:
+            summary.failed.append(str(error))
+            continue
+        prediction = predict_image(model, image, scale=scale, tile=tile, overlap=overlap)
+        outputs = planned[image_path]
+        write_image(outputs["labels"], prediction.labels)
+        write_image(outputs["color"], prediction.colorize())
+        write_image(outputs["overlay"], prediction.overlay(image, alpha))
+        summary.written += list(outputs.values())
+    return summary

@@ -1,0 +1,264 @@
+"""The training loop, in the plain style of torchvision's reference scripts.
+
+``train(config)`` checks the data, builds model, loss, optimizer and schedule, then runs
+``train_one_epoch`` and ``evaluate`` in turn, writing into ``train.out_dir``:
+
+- ``last.pt`` every epoch and ``best.pt`` at the best val mIoU (atomic writes; model, optimizer,
+  scheduler, scaler, epoch, RNG state, config and history),
+- ``model/`` (safetensors + JSON) from the best checkpoint, loadable with ``pixelseg.load``,
+- ``log.csv`` (one row per epoch) and ``curve.png`` (loss and val mIoU).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixelseg.data import open_dataset, require_clean
+from pixelseg.data.dataset import SegmentationDataset
+from pixelseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, training_transform
+from pixelseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from pixelseg.engine.config import Config
+from pixelseg.engine.evaluate import evaluate
+from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.io import write_text
+from pixelseg.losses import build_loss, class_weights_from_counts
+from pixelseg.models import create, save_model
+from pixelseg.models.serialization import build_from_config
+from pixelseg.utils import progress_bar
+from pixelseg.visualize import plot_training_curve
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
+def build_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    settings = config.optimizer
+    # No weight decay on norms and biases.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if settings.name == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=settings.lr)
+
+
+def build_scheduler(config: Config, optimizer: torch.optim.Optimizer, total_steps: int):
+    """Per-step learning-rate factor: linear warm-up, then poly, cosine or constant decay."""
+    settings = config.schedule
+    warmup = max(0, settings.warmup_iters)
+    floor = settings.min_lr / config.optimizer.lr if config.optimizer.lr else 0.0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        if settings.name == "poly":
+            decayed = (1 - progress) ** settings.power
+        elif settings.name == "cosine":
+            decayed = 0.5 * (1 + math.cos(math.pi * progress))
+        else:
+            decayed = 1.0
+        return floor + (1 - floor) * decayed
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def open_split(config: Config, split: str) -> SegmentationDataset:
+    return open_dataset(config.data.layout, config.data.root, split, **config.data.options)
+
+
+def class_weights(config: Config, pixel_counts: np.ndarray) -> list[float] | None:
+    setting = config.loss.class_weights
+    if setting is None:
+        return None
+    if isinstance(setting, str):
+        try:
+            return class_weights_from_counts(pixel_counts, setting)
+        except ValueError as error:
+            raise ConfigError(f"loss.class_weights: {error}") from None
+    if isinstance(setting, list) and len(setting) == len(pixel_counts):
+        return [float(w) for w in setting]
+    raise ConfigError(f"loss.class_weights: expected a method name or {len(pixel_counts)} numbers, got {setting!r}")
+
+
+def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch: int, accumulate: int = 1,
+                    scaler=None, amp_dtype=None, max_steps: int | None = None, progress: bool = True) -> float:
+    """One pass over ``loader``; returns the mean loss. The scheduler steps once per optimizer step."""
+    model.train()
+    total, count, step = 0.0, 0, 0
+    optimizer.zero_grad(set_to_none=True)
+    bar = progress_bar(loader, progress, desc=f"epoch {epoch}",
+               total=min(len(loader), max_steps * accumulate) if max_steps else len(loader))
+    for index, (images, masks) in enumerate(bar):
+        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = loss_fn(model(images), masks)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {index}: lower optimizer.lr")
+        (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
+        total += loss.item()
+        count += 1
+        if (index + 1) % accumulate == 0:
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            if max_steps and step >= max_steps:
+                break
+    return total / max(count, 1)
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+def train(config: Config, resume: bool | str | Path = False, progress: bool = True) -> Path:
+    """Train as ``config`` says; returns the run directory. ``resume``: True for ``out_dir/last.pt``, or a path."""
+    out_dir = Path(config.train.out_dir)
+    check_output_dir(out_dir)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = select_device(config.train.device)
+    seed_everything(config.train.seed)
+
+    train_set = open_split(config, config.data.train_split)
+    report = require_clean(train_set, progress=progress)
+    val_set = None
+    if config.data.val_split:
+        val_set = open_split(config, config.data.val_split)
+        require_clean(val_set, progress=progress)
+    classes = train_set.classes
+
+    model = create(config.model["name"], num_classes=classes.num_classes,
+                   **{k: v for k, v in config.model.items() if k != "name"})
+    model.meta.update({
+        "classes": classes.to_dict(), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "inference_scale": config.eval.scale or config.data.base_scale,
+        "data": {"layout": train_set.name, "root": str(train_set.root), "options": config.data.options,
+                 "val_split": config.data.val_split},
+    })
+    model.to(device)
+    loss_fn = build_loss({"ce": config.loss.ce, "focal": config.loss.focal, "dice": config.loss.dice},
+                         class_weights(config, report.class_pixels), classes.ignore_index,
+                         config.loss.focal_gamma).to(device)
+
+    train_set.transform = training_transform(
+        tuple(config.data.crop_size), tuple(config.data.scale_range), config.data.base_scale, config.data.flip,
+        config.data.color_jitter)
+    train_set.seed = config.train.seed
+    if len(train_set) < config.train.batch_size:
+        raise ConfigError(f"train.batch_size {config.train.batch_size} is larger than the {len(train_set)} "
+                          f"training samples")
+    steps_per_epoch = len(train_set) // config.train.batch_size // config.train.accumulate
+    if config.train.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.train.steps_per_epoch)
+    optimizer = build_optimizer(config, model)
+    scheduler = build_scheduler(config, optimizer, steps_per_epoch * config.train.epochs)
+    amp_dtype = autocast_dtype(config.train.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+
+    start_epoch, best_miou, history = 1, -1.0, []
+    if resume:
+        checkpoint = load_checkpoint(out_dir / "last.pt" if resume is True else resume)
+        if checkpoint["model_config"] != model.config:
+            raise CheckpointError(f"{resume}: checkpoint is for {checkpoint['model_config']}, "
+                                  f"the config builds {model.config}")
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        if scaler and checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng_state(checkpoint["rng"])
+        start_epoch, best_miou, history = checkpoint["epoch"] + 1, checkpoint["best_miou"], checkpoint["history"]
+
+    generator = torch.Generator()
+    for epoch in range(start_epoch, config.train.epochs + 1):
+        started = time.time()
+        train_set.set_epoch(epoch)
+        generator.manual_seed(config.train.seed * 100_003 + epoch)
+        loader = torch.utils.data.DataLoader(
+            train_set, batch_size=config.train.batch_size, shuffle=True, generator=generator, drop_last=True,
+            num_workers=config.data.workers, pin_memory=device.type == "cuda")
+        train_loss = train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch,
+                                     config.train.accumulate, scaler, amp_dtype, steps_per_epoch, progress)
+        row = {"epoch": epoch, "train_loss": round(train_loss, 6), "lr": optimizer.param_groups[0]["lr"],
+               "val_miou": None, "val_pixel_accuracy": None}
+        validate = val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
+        if validate:
+            metrics = evaluate(model, val_set, tile=config.eval.tile, overlap=config.eval.overlap,
+                               progress=progress, workers=config.data.workers).metrics
+            row["val_miou"] = round(metrics["miou"], 6)
+            row["val_pixel_accuracy"] = round(metrics["pixel_accuracy"], 6)
+        row["seconds"] = round(time.time() - started, 1)
+        history.append(row)
+        improved = validate and row["val_miou"] > best_miou or (val_set is None and epoch == config.train.epochs)
+        if improved:
+            best_miou = row["val_miou"] if row["val_miou"] is not None else best_miou
+        state = {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None, "epoch": epoch, "best_miou": best_miou,
+            "history": history, "rng": rng_state(), "config": config.to_dict(), "model_config": model.config,
+            "model_meta": model.meta,
+        }
+        save_checkpoint(out_dir / "last.pt", state)
+        if improved:
+            save_checkpoint(out_dir / "best.pt", state)
+        _write_log(out_dir / "log.csv", history)
+        plot_training_curve(history, out_dir / "curve.png")
+        shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
+        print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)", flush=True)
+
+    best = load_checkpoint(out_dir / "best.pt")
+    save_model(build_from_config(best["model_config"], best["model_meta"], best["model"], out_dir / "best.pt"),
+               out_dir / "model")
+    return out_dir
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Fail before training, not after it, when the run folder cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"0" * 1024)
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"train.out_dir {out_dir}: cannot write there ({error})") from None

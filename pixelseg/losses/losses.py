@@ -1,0 +1,110 @@
+"""Segmentation losses. Every loss takes logits (N, C, H, W) and labels (N, H, W) and skips ``ignore_index``.
+
+- :class:`CrossEntropyLoss`: optional class weights.
+- :class:`FocalLoss`: Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+- :class:`DiceLoss`: soft Dice, Milletari et al., "V-Net", 3DV 2016 (multi-class, averaged over classes present).
+- :class:`CombinedLoss`: a weighted sum of the above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelseg.data.classes import IGNORE_INDEX
+
+
+def _weight_tensor(class_weights: Sequence[float] | torch.Tensor | None) -> torch.Tensor | None:
+    return None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+
+
+class CrossEntropyLoss(nn.Module):
+    """Pixel-wise cross-entropy, mean over non-ignored pixels (weighted by class weights when given)."""
+
+    def __init__(self, class_weights: Sequence[float] | None = None, ignore_index: int = IGNORE_INDEX,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("class_weights", _weight_tensor(class_weights), persistent=False)
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if not (labels != self.ignore_index).any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.float(), labels, weight=self.class_weights, ignore_index=self.ignore_index,
+                               label_smoothing=self.label_smoothing)
+
+
+class FocalLoss(nn.Module):
+    """Focal loss ``-alpha_c (1 - p_t)^gamma log p_t``, mean over non-ignored pixels; gamma = 0 is cross-entropy."""
+
+    def __init__(self, gamma: float = 2.0, class_weights: Sequence[float] | None = None,
+                 ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        self.gamma = gamma
+        self.register_buffer("class_weights", _weight_tensor(class_weights), persistent=False)
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        valid = labels != self.ignore_index
+        if not valid.any():
+            return logits.sum() * 0.0
+        log_probabilities = F.log_softmax(logits.float(), dim=1)
+        safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
+        log_p = log_probabilities.gather(1, safe_labels.unsqueeze(1)).squeeze(1)
+        loss = -((1 - log_p.exp()) ** self.gamma) * log_p
+        if self.class_weights is not None:
+            weights = self.class_weights[safe_labels]
+            return (loss * weights)[valid].sum() / weights[valid].sum()
+        return loss[valid].mean()
+
+
+class DiceLoss(nn.Module):
+    """Soft Dice loss ``1 - 2|P∩G| / (|P| + |G|)`` on softmax probabilities, per class, averaged.
+
+    Classes that appear neither in the labels nor (softly) in the predictions of the batch are left out
+    of the average, so an absent class does not pull the loss.
+    """
+
+    def __init__(self, smooth: float = 1.0, ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        self.smooth = smooth
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        num_classes = logits.shape[1]
+        valid = (labels != self.ignore_index).unsqueeze(1)
+        probabilities = F.softmax(logits.float(), dim=1) * valid
+        safe_labels = torch.where(valid.squeeze(1), labels, torch.zeros_like(labels))
+        one_hot = F.one_hot(safe_labels, num_classes).permute(0, 3, 1, 2).float() * valid
+        dims = (0, 2, 3)
+        intersection = (probabilities * one_hot).sum(dims)
+        cardinality = probabilities.sum(dims) + one_hot.sum(dims)
+        dice = (2 * intersection + self.smooth) / (cardinality + self.smooth)
+        present = one_hot.sum(dims) > 0
+        if not present.any():
+            return logits.sum() * 0.0
+        return (1 - dice)[present].mean()
+
+
+class CombinedLoss(nn.Module):
+    """``sum_i weight_i * loss_i`` over named losses; ``parts`` of the last call are kept for logging."""
+
+    def __init__(self, losses: dict[str, nn.Module], weights: dict[str, float]) -> None:
+        super().__init__()
+        self.losses = nn.ModuleDict(losses)
+        self.weights = dict(weights)
+        self.parts: dict[str, float] = {}
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        parts = {}
+        for name, loss in self.losses.items():
+            value = loss(logits, labels)
+            parts[name] = float(value.detach())
+            total = total + self.weights[name] * value
+        self.parts = parts
+        return total

@@ -1,0 +1,8 @@
+"""Architectures behind one registry: ``pixelseg.models.create(name, num_classes=..., encoder=..., pretrained=...)``."""
+
+from pixelseg.models import deeplabv3plus, fcn, unet  # noqa: F401 - registers the architectures
+from pixelseg.models.base import SegmentationModel
+from pixelseg.models.registry import create, list_models, register_model
+from pixelseg.models.serialization import load, save_model
+
+__all__ = ["SegmentationModel", "create", "list_models", "load", "register_model", "save_model"]

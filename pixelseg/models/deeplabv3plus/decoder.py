@@ -1,0 +1,60 @@
+"""ASPP and the DeepLabv3+ decoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelseg.models.base import conv_bn_relu
+
+
+class ASPPPooling(nn.Module):
+    """Image-level features: global average pooling, 1x1 conv, upsampled back."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
+                                  nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = self.conv(F.adaptive_avg_pool2d(x, 1))
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class ASPP(nn.Module):
+    """Atrous Spatial Pyramid Pooling: a 1x1 conv, 3x3 atrous convs at ``rates``, image pooling; fused by 1x1."""
+
+    def __init__(self, in_channels: int, out_channels: int = 256, rates: Sequence[int] = (6, 12, 18),
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        branches = [conv_bn_relu(in_channels, out_channels, kernel_size=1)]
+        branches += [conv_bn_relu(in_channels, out_channels, dilation=rate) for rate in rates]
+        branches.append(ASPPPooling(in_channels, out_channels))
+        self.branches = nn.ModuleList(branches)
+        self.project = nn.Sequential(conv_bn_relu(out_channels * len(branches), out_channels, kernel_size=1),
+                                     nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+class DeepLabV3PlusDecoder(nn.Module):
+    """ASPP on the deep features, upsampled 4x and fused with 48-channel low-level (stride-4) features."""
+
+    def __init__(self, high_channels: int, low_channels: int, rates: Sequence[int], channels: int = 256,
+                 low_level_channels: int = 48) -> None:
+        super().__init__()
+        self.aspp = ASPP(high_channels, channels, rates)
+        self.reduce_low = conv_bn_relu(low_channels, low_level_channels, kernel_size=1)
+        self.fuse = nn.Sequential(conv_bn_relu(channels + low_level_channels, channels),
+                                  conv_bn_relu(channels, channels))
+        self.out_channels = channels
+
+    def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        x = self.aspp(high)
+        x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([x, self.reduce_low(low)], dim=1))

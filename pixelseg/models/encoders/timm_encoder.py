@@ -1,0 +1,61 @@
+"""Any timm backbone as a multi-scale feature encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.utils import closest
+
+
+def timm_pretrained_kwargs(name: str, pretrained: bool | str | Path) -> dict:
+    """timm keyword arguments for ``pretrained``: True downloads ImageNet weights, a path loads a local file."""
+    if isinstance(pretrained, (str, Path)) and str(pretrained) not in ("", "False", "false"):
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"{path}: pretrained weights file for encoder {name!r} not found")
+        return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    return {"pretrained": bool(pretrained)}
+
+
+class TimmEncoder(nn.Module):
+    """Features of a timm model at increasing strides (``features_only``).
+
+    Args:
+        name: a timm model name (``timm.list_models()``), e.g. ``resnet34``, ``convnext_tiny``.
+        in_channels: input channels (1 for grayscale; timm adapts pretrained first-layer weights).
+        pretrained: False, True (ImageNet weights through timm; needs network) or a local weights file.
+        output_stride: 32, or 16 / 8 for dilated (atrous) encoders where timm supports it.
+        out_indices: which feature levels to return (default all).
+    """
+
+    def __init__(self, name: str, in_channels: int = 3, pretrained: bool | str | Path = False,
+                 output_stride: int = 32, out_indices: Sequence[int] | None = None) -> None:
+        super().__init__()
+        if name not in timm.list_models():
+            raise ConfigError(f"unknown timm encoder {name!r}{closest(name, timm.list_models())}")
+        kwargs: dict = {"features_only": True, "in_chans": in_channels, **timm_pretrained_kwargs(name, pretrained)}
+        if output_stride != 32:
+            kwargs["output_stride"] = output_stride
+        if out_indices is not None:
+            kwargs["out_indices"] = tuple(out_indices)
+        try:
+            self.model = timm.create_model(name, **kwargs)
+        except (OSError, RuntimeError, ValueError) as error:
+            if kwargs.get("pretrained") and "pretrained_cfg_overlay" not in kwargs:
+                raise CheckpointError(
+                    f"could not fetch ImageNet weights for encoder {name!r} ({type(error).__name__}: {error}); "
+                    "without network access pass pretrained=PATH to a local weights file") from None
+            if "pretrained_cfg_overlay" in kwargs:
+                raise CheckpointError(f"{pretrained}: not loadable as weights for encoder {name!r} ({error})") from None
+            raise ConfigError(f"encoder {name!r} cannot be built with {kwargs}: {error}") from None
+        self.channels: list[int] = list(self.model.feature_info.channels())
+        self.reductions: list[int] = list(self.model.feature_info.reduction())
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.model(images)

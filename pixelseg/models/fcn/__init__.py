@@ -1,0 +1,3 @@
+from pixelseg.models.fcn.model import FCN, fcn8s, fcn16s, fcn32s
+
+__all__ = ["FCN", "fcn8s", "fcn16s", "fcn32s"]

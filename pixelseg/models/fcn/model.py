@@ -1,0 +1,74 @@
+"""FCN: Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic Segmentation", CVPR 2015.
+
+Faithful: VGG16 encoder with fc6/fc7 turned into 7x7 and 1x1 convolutions (4096 channels), 1x1 score
+layers, learned 2x upsampling (transposed convolutions initialised to bilinear) and the pool4 (16s) and
+pool3 (8s) skip fusions with zero-initialised skip scores. Differs: instead of the paper's 100-pixel input
+padding and crop offsets, the input is padded to a multiple of 32 and the output cropped, so every fused map
+lines up exactly; any timm encoder can replace VGG16 (its last three stages act as pool3/pool4/pool5).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pixelseg.errors import CheckpointError
+from pixelseg.models.base import SegmentationModel
+from pixelseg.models.encoders import TimmEncoder, VGG16Encoder
+from pixelseg.models.fcn.decoder import FCNHead
+from pixelseg.models.registry import register_model
+
+
+class FCN(SegmentationModel):
+    """FCN-32s / 16s / 8s (Long et al., CVPR 2015)."""
+
+    def __init__(self, num_classes: int, skips: int, encoder: str = "vgg16", in_channels: int = 3,
+                 pretrained: bool | str | Path = False, fc_channels: int | None = None) -> None:
+        super().__init__()
+        if encoder == "vgg16":
+            self.encoder = VGG16Encoder(in_channels)
+            fc_channels, fc_kernel = fc_channels or 4096, 7
+        else:
+            self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained)
+            fc_channels, fc_kernel = fc_channels or 512, 3
+        channels = self.encoder.channels
+        self.head = FCNHead(channels, num_classes, skips=skips, fc_channels=fc_channels, fc_kernel_size=fc_kernel)
+        self.size_divisor = 32
+        if encoder == "vgg16" and pretrained:
+            self._load_vgg(pretrained)
+
+    def _load_vgg(self, pretrained: bool | str | Path) -> None:
+        state = self.encoder.load_imagenet(pretrained)
+        pairs = {"pre_logits.fc1": self.head.fc6, "pre_logits.fc2": self.head.fc7,  # timm names
+                 "classifier.0": self.head.fc6, "classifier.3": self.head.fc7}  # torchvision names
+        for prefix, layer in pairs.items():
+            if f"{prefix}.weight" in state:
+                weight = state[f"{prefix}.weight"]
+                if weight.numel() != layer.weight.numel():
+                    raise CheckpointError(f"{pretrained}: {prefix} has {tuple(weight.shape)}, "
+                                          f"fc layer needs {tuple(layer.weight.shape)}")
+                with torch.no_grad():
+                    layer.weight.copy_(weight.reshape(layer.weight.shape))
+                    layer.bias.copy_(state[f"{prefix}.bias"])
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(images))
+
+
+@register_model("fcn32s")
+def fcn32s(num_classes: int, **kwargs) -> FCN:
+    """FCN-32s: VGG16, one 32x upsampling (Long et al., CVPR 2015)."""
+    return FCN(num_classes, skips=0, **kwargs)
+
+
+@register_model("fcn16s")
+def fcn16s(num_classes: int, **kwargs) -> FCN:
+    """FCN-16s: FCN-32s plus the pool4 skip (Long et al., CVPR 2015)."""
+    return FCN(num_classes, skips=1, **kwargs)
+
+
+@register_model("fcn8s")
+def fcn8s(num_classes: int, **kwargs) -> FCN:
+    """FCN-8s: FCN-16s plus the pool3 skip (Long et al., CVPR 2015)."""
+    return FCN(num_classes, skips=2, **kwargs)

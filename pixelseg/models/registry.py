@@ -1,0 +1,40 @@
+"""The single model registry: ``create(name, num_classes=..., **kwargs)`` and ``list_models()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pixelseg.errors import ConfigError
+from pixelseg.utils import closest
+
+_FACTORIES: dict[str, Callable] = {}
+
+
+def register_model(name: str) -> Callable:
+    """Decorator: register a model class (or factory) under ``name``."""
+
+    def decorator(factory: Callable) -> Callable:
+        if name in _FACTORIES:
+            raise ValueError(f"model {name!r} is registered twice")
+        _FACTORIES[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_models() -> dict[str, str]:
+    """Registered names and the first line of each one's docstring."""
+    return {name: (factory.__doc__ or "").strip().splitlines()[0] for name, factory in sorted(_FACTORIES.items())}
+
+
+def create(name: str, num_classes: int, **kwargs):
+    """Build model ``name`` with ``num_classes`` outputs; kwargs go to the architecture (encoder, pretrained, ...)."""
+    if name not in _FACTORIES:
+        raise ConfigError(f"unknown model {name!r}{closest(name, _FACTORIES)}; `pixelseg models` lists them")
+    try:
+        model = _FACTORIES[name](num_classes=num_classes, **kwargs)
+    except TypeError as error:
+        raise ConfigError(f"model {name!r}: {error}") from None
+    # Stored so that the model can be rebuilt from its checkpoint alone; weights come from the checkpoint.
+    model.config = {"name": name, "num_classes": num_classes, **{k: v for k, v in kwargs.items() if k != "pretrained"}}
+    return model

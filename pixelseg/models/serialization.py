@@ -1,0 +1,73 @@
+"""Saving and loading whole models: weights as safetensors plus a JSON config, or a training checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from pixelseg.errors import CheckpointError, PixelsegError
+from pixelseg.io import atomic_path, write_text
+from pixelseg.models.base import SegmentationModel
+from pixelseg.models.registry import create
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def save_model(model: SegmentationModel, directory: str | Path) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory``; :func:`load` rebuilds the model."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS_FILE) as temporary:
+        save_file(state, str(temporary))
+    write_text(directory / CONFIG_FILE, json.dumps({"model": model.config, "meta": model.meta}, indent=2))
+    return directory
+
+
+def build_from_config(model_config: dict, meta: dict | None, state: dict, source: Path) -> SegmentationModel:
+    config = dict(model_config)
+    try:
+        name, num_classes = config.pop("name"), config.pop("num_classes")
+        model = create(name, num_classes=num_classes, **config)
+    except KeyError as error:
+        raise CheckpointError(f"{source}: model config lacks {error}") from None
+    except PixelsegError as error:
+        raise CheckpointError(f"{source}: cannot rebuild the model ({error})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[:3]
+        raise CheckpointError(f"{source}: weights do not fit {name} with {num_classes} classes: "
+                              f"{' '.join(first)}") from None
+    model.meta.update(meta or {})
+    return model.eval()
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
+    """A ready model (eval mode) from a model directory or a training checkpoint (``best.pt``, ``last.pt``)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+            raise CheckpointError(f"{path}: a model directory needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+        from safetensors.torch import load_file
+
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text())
+            state = load_file(str(path / WEIGHTS_FILE), device=str(map_location))
+        except Exception as error:  # noqa: BLE001 - any failure means an unreadable model directory
+            raise CheckpointError(f"{path}: unreadable model directory ({error})") from None
+        return build_from_config(config["model"], config.get("meta"), state, path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint or model directory")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # noqa: BLE001
+        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:
+        raise CheckpointError(f"{path}: not a pixelseg checkpoint (no model and model_config entries)")
+    return build_from_config(checkpoint["model_config"], checkpoint.get("model_meta"), checkpoint["model"], path)

@@ -1,0 +1,3 @@
+from pixelseg.models.unet.model import UNet
+
+__all__ = ["UNet"]

@@ -1,0 +1,85 @@
+"""Colour label maps, overlays, and the plots written with runs and evaluations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pixelseg.data.classes import ClassInfo  # noqa: E402
+from pixelseg.io import atomic_path  # noqa: E402
+
+
+def colorize(labels: np.ndarray, classes: ClassInfo) -> np.ndarray:
+    """(H, W) class indices to an (H, W, 3) RGB image; the ignore index is black."""
+    return classes.palette_array()[labels.astype(np.int64) & 255]
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, classes: ClassInfo, alpha: float = 0.5) -> np.ndarray:
+    """Blend the colour label map over the image."""
+    colours = colorize(labels, classes).astype(np.float32)
+    return np.clip(image.astype(np.float32) * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)
+
+
+def _save(figure, path: str | Path) -> None:
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def plot_training_curve(history: Sequence[dict], path: str | Path) -> None:
+    """Training loss per epoch and validation mIoU, side by side."""
+    figure, (loss_axis, miou_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    epochs = [row["epoch"] for row in history]
+    loss_axis.plot(epochs, [row["train_loss"] for row in history], marker="o", ms=3)
+    loss_axis.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    validated = [row for row in history if row.get("val_miou") is not None]
+    miou_axis.plot([r["epoch"] for r in validated], [100 * r["val_miou"] for r in validated], marker="o", ms=3,
+                   color="tab:green")
+    miou_axis.set(xlabel="epoch", ylabel="val mIoU (%)", title="Validation mIoU")
+    for axis in (loss_axis, miou_axis):
+        axis.grid(alpha=0.3)
+    _save(figure, path)
+
+
+def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path) -> None:
+    """Row-normalised confusion matrix (rows = true class), with the percentages written in."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    size = max(4.0, 0.55 * len(names) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    shown = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axis.set_yticks(range(len(names)), names)
+    axis.set(xlabel="predicted", ylabel="true", title="Confusion (row-normalised)")
+    if len(names) <= 25:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if normalised[i, j] >= 0.005:
+                    axis.text(j, i, f"{100 * normalised[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                              color="white" if normalised[i, j] > 0.5 else "black")
+    figure.colorbar(shown, ax=axis, fraction=0.046)
+    _save(figure, path)
+
+
+def plot_class_iou(iou: Sequence[float], names: Sequence[str], path: str | Path, palette=None) -> None:
+    """Horizontal bars of per-class IoU, with the mean drawn as a line."""
+    values = np.nan_to_num(np.asarray(iou, dtype=np.float64) * 100, nan=0.0)
+    figure, axis = plt.subplots(figsize=(7, max(2.5, 0.32 * len(names) + 1)))
+    colours = [tuple(c / 255 for c in colour) for colour in palette] if palette else None
+    axis.barh(range(len(names)), values, color=colours, edgecolor="black", linewidth=0.5)
+    axis.set_yticks(range(len(names)), names)
+    axis.invert_yaxis()
+    mean = np.nanmean(np.asarray(iou, dtype=np.float64)) * 100
+    axis.axvline(mean, color="black", linestyle="--", linewidth=1)
+    axis.set(xlabel="IoU (%)", xlim=(0, 100), title=f"Per-class IoU (mIoU {mean:.1f} %)")
+    for index, value in enumerate(values):
+        axis.text(min(value + 1, 92), index, f"{value:.1f}", va="center", fontsize=8)
+    _save(figure, path)

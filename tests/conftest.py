@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelseg.data import make_shapes_dataset
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+SHARED_DATA = Path(os.environ.get("PIXELSEG_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory) -> Path:
+    """A tiny generated dataset in the folder layout (shared by the tests that only read it)."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"), num_train=16, num_val=4, height=48, width=64)
+
+
+def tiny_config(data_root: Path, out_dir: Path, **train) -> dict:
+    """A config that trains a small U-Net on the shapes dataset in seconds."""
+    return {
+        "model": {"name": "unet", "encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]},
+        "data": {"layout": "folder", "root": str(data_root), "crop_size": [48, 64], "scale_range": [0.8, 1.2],
+                 "workers": 0},
+        "loss": {"ce": 1.0, "dice": 0.5},
+        "optimizer": {"lr": 0.003},
+        "schedule": {"warmup_iters": 2},
+        "train": {"epochs": 2, "batch_size": 4, "out_dir": str(out_dir), "seed": 0, **train},
+    }
+
+
+def requires_shared(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (set PIXELSEG_DATA to the folder holding {name}/)")
+    return path

@@ -1,0 +1,66 @@
+"""End to end through the command line: generated dataset -> train -> eval -> predict."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from tests.conftest import tiny_config
+
+
+def pixelseg(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pixelseg", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_train_eval_predict_through_the_cli(shapes_root, tmp_path):
+    config = tiny_config(shapes_root, tmp_path / "run")
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+
+    trained = pixelseg("train", config_path, "--set", "train.epochs=2", "--set", "train.val_every=2")
+    assert trained.returncode == 0, trained.stderr
+    assert "epoch 2/2" in trained.stdout and "run folder" in trained.stdout
+    assert "Traceback" not in trained.stderr
+
+    evaluated = pixelseg("eval", tmp_path / "run" / "best.pt", "--out", tmp_path / "eval")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "mIoU" in evaluated.stdout and "triangle" in evaluated.stdout
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["images"] == 4 and 0 <= metrics["miou"] <= 1
+    assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "class_iou.png").stat().st_size > 0
+
+    inputs = shapes_root / "images" / "val"
+    predicted = pixelseg("predict", tmp_path / "run" / "model", inputs, "--out", tmp_path / "pred")
+    assert predicted.returncode == 0, predicted.stderr
+    outputs = sorted(p.name for p in (tmp_path / "pred").iterdir())
+    assert len(outputs) == 3 * 4
+    labels = np.asarray(Image.open(tmp_path / "pred" / "val_0000_labels.png"))
+    assert labels.shape == (48, 64) and labels.max() < 4
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    missing = pixelseg("train", tmp_path / "nope.yaml")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"pixelseg: error: {tmp_path / 'nope.yaml'}: config file not found"
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("model: {name: unet}\ntrain: {epohcs: 3}\n")
+    result = pixelseg("train", typo)
+    assert result.returncode == 2 and "did you mean 'epochs'" in result.stderr and "Traceback" not in result.stderr
+
+    bad_checkpoint = tmp_path / "bad.pt"
+    bad_checkpoint.write_text("not a checkpoint")
+    result = pixelseg("predict", bad_checkpoint, tmp_path, "--out", tmp_path / "o")
+    assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
+
+
+def test_models_lists_the_registry():
+    result = pixelseg("models")
+    assert result.returncode == 0
+    for name in ("unet", "fcn8s", "deeplabv3plus"):
+        assert name in result.stdout

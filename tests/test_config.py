@@ -1,0 +1,35 @@
+import pytest
+
+from pixelseg.engine.config import load_config
+from pixelseg.errors import ConfigError
+
+
+def test_defaults_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {name: deeplabv3plus, encoder: resnet18}\ntrain: {epochs: 7}\n")
+    config = load_config(path, ["train.batch_size=2", "data.crop_size=[32, 48]", "optimizer.lr=1e-4"])
+    assert config.model == {"name": "deeplabv3plus", "encoder": "resnet18"}
+    assert (config.train.epochs, config.train.batch_size, config.data.crop_size) == (7, 2, [32, 48])
+    assert config.optimizer.lr == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.epoch=3", "unknown config key 'train.epoch' (did you mean 'epochs'?)"),
+    ("trian.epochs=3", "unknown config key 'trian' (did you mean 'train'?)"),
+    ("train.epochs=three", "train.epochs: expected int, got 'three'"),
+    ("optimizer.name=adma", "optimizer.name: 'adma' is not one of adamw, sgd (did you mean 'adamw'?)"),
+    ("schedule.name=cosin", "did you mean 'cosine'?"),
+])
+def test_bad_keys_and_values_name_the_key(override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [override])
+    assert message in str(caught.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)

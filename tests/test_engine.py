@@ -1,0 +1,121 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import pixelseg
+from pixelseg.data import open_dataset
+from pixelseg.engine import evaluate, predict_files, train
+from pixelseg.engine import trainer as train_module
+from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.config import config_from_dict
+from pixelseg.engine.inference import predict_logits
+from pixelseg.errors import CheckpointError, DataError
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained_run(shapes_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    train(config_from_dict(tiny_config(shapes_root, run)), progress=False)
+    return run
+
+
+def test_run_folder_contents(trained_run):
+    for name in ("last.pt", "best.pt", "log.csv", "curve.png", "model/config.json", "model/model.safetensors"):
+        assert (trained_run / name).is_file(), name
+    rows = list(csv.DictReader((trained_run / "log.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(0 <= float(r["val_miou"]) <= 1 for r in rows)
+    checkpoint = load_checkpoint(trained_run / "last.pt")
+    for key in ("model", "optimizer", "scheduler", "epoch", "rng", "config", "history", "model_config"):
+        assert key in checkpoint
+    assert checkpoint["epoch"] == 2
+    assert not list(trained_run.glob(".*.tmp*")), "temporary files left behind"
+
+
+def test_resume_after_an_interruption_reaches_the_same_weights(shapes_root, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    train(config_from_dict(tiny_config(shapes_root, straight, epochs=3)), progress=False)
+
+    interrupted = tmp_path / "interrupted"
+    original = train_module.train_one_epoch
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        if args[6] == 2:  # the epoch argument
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config_from_dict(tiny_config(shapes_root, interrupted, epochs=3)), progress=False)
+    assert load_checkpoint(interrupted / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(train_module, "train_one_epoch", original)
+    train(config_from_dict(tiny_config(shapes_root, interrupted, epochs=3)), resume=True, progress=False)
+
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(interrupted / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+
+
+def test_resume_with_another_architecture_is_refused(shapes_root, trained_run, tmp_path):
+    config = tiny_config(shapes_root, tmp_path)
+    config["model"]["decoder_channels"] = [16, 16, 16, 8, 8]
+    with pytest.raises(CheckpointError, match="checkpoint is for"):
+        train(config_from_dict(config), resume=trained_run / "last.pt", progress=False)
+
+
+def test_training_learns_the_shapes(shapes_root, tmp_path):
+    config = tiny_config(shapes_root, tmp_path, epochs=10)
+    config["optimizer"]["lr"] = 0.005
+    train(config_from_dict(config), progress=False)
+    model = pixelseg.load(tmp_path / "best.pt")
+    result = evaluate(model, open_dataset("folder", shapes_root, "train"), progress=False)
+    assert result.metrics["pixel_accuracy"] > 0.85  # background alone is ~0.70
+
+
+def test_predict_api_returns_labels_and_probabilities(trained_run, shapes_root):
+    model = pixelseg.load(trained_run / "best.pt")
+    image_path = next((shapes_root / "images" / "val").iterdir())
+    prediction = model.predict(image_path)
+    assert prediction.labels.shape == (48, 64) and prediction.probabilities.shape == (4, 48, 64)
+    assert np.allclose(prediction.probabilities.sum(0), 1, atol=1e-5)
+    assert (prediction.labels == prediction.probabilities.argmax(0)).all()
+    assert prediction.colorize().shape == (48, 64, 3)
+
+
+def test_sliding_window_agrees_with_whole_image(trained_run):
+    model = pixelseg.load(trained_run / "best.pt")
+    images = torch.randn(1, 3, 64, 96)
+    whole = predict_logits(model, images)
+    tiled = predict_logits(model, images, tile=(64, 96))
+    assert torch.allclose(whole, tiled, atol=1e-4)
+    windows = predict_logits(model, images, tile=(32, 32), overlap=0.5)
+    assert windows.shape == whole.shape
+
+
+def test_evaluation_writes_report(trained_run, shapes_root, tmp_path):
+    model = pixelseg.load(trained_run / "model")
+    result = evaluate(model, open_dataset("folder", shapes_root, "val"), progress=False)
+    paths = result.save(tmp_path / "eval", model.classes.palette)
+    assert all(p.is_file() for p in paths.values())
+    assert "mIoU" in result.table() and "triangle" in result.table()
+    assert result.confusion.sum() == sum(result.metrics["pixels"])
+
+
+def test_predict_files_never_overwrites_inputs_and_skips_bad_files(trained_run, shapes_root, tmp_path):
+    model = pixelseg.load(trained_run / "best.pt")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = next((shapes_root / "images" / "val").iterdir())
+    (folder / "a.png").write_bytes(source.read_bytes())
+    (folder / "broken.png").write_bytes(b"garbage")
+    summary = predict_files(model, [str(folder / "*.png")], tmp_path / "out", progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_color.png", "a_labels.png", "a_overlay.jpg"]
+    assert len(summary.failed) == 1 and "broken.png" in summary.failed[0]
+    (folder / "a_labels.png").write_bytes(source.read_bytes())
+    with pytest.raises(DataError, match="would overwrite an input"):
+        predict_files(model, [folder / "a.png", folder / "a_labels.png"], folder, progress=False)

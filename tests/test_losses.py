@@ -1,0 +1,79 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pixelseg.errors import ConfigError
+from pixelseg.losses import CrossEntropyLoss, DiceLoss, FocalLoss, build_loss, class_weights_from_counts
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 8, 8, generator=generator)
+    labels = torch.randint(0, 4, (2, 8, 8), generator=generator)
+    labels[:, :2] = 255
+    return logits, labels
+
+
+def test_cross_entropy_ignores_ignored_pixels(batch):
+    logits, labels = batch
+    loss = CrossEntropyLoss()
+    changed = logits.clone()
+    changed[:, :, :2] = 100 * torch.randn_like(changed[:, :, :2])
+    assert loss(logits, labels) == pytest.approx(loss(changed, labels).item())
+
+
+def test_cross_entropy_class_weights_match_weighted_definition(batch):
+    logits, labels = batch
+    weights = [1.0, 2.0, 0.5, 3.0]
+    valid = labels != 255
+    per_pixel = F.cross_entropy(logits, labels.clamp(max=3), reduction="none")
+    w = torch.tensor(weights)[labels.clamp(max=3)]
+    expected = (per_pixel * w)[valid].sum() / w[valid].sum()
+    assert CrossEntropyLoss(weights)(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_focal_with_gamma_zero_is_cross_entropy_and_smaller_otherwise(batch):
+    logits, labels = batch
+    assert FocalLoss(gamma=0)(logits, labels).item() == pytest.approx(CrossEntropyLoss()(logits, labels).item(),
+                                                                      rel=1e-5)
+    assert FocalLoss(gamma=2)(logits, labels) < CrossEntropyLoss()(logits, labels)
+
+
+def test_dice_is_zero_for_perfect_and_near_one_for_wrong_predictions():
+    labels = torch.tensor([[[0, 1], [2, 255]]])
+    perfect = F.one_hot(labels.clamp(max=2), 3).permute(0, 3, 1, 2).float() * 50
+    assert DiceLoss(smooth=0)(perfect, labels).item() == pytest.approx(0.0, abs=1e-6)
+    wrong = perfect.roll(1, dims=1)
+    assert DiceLoss(smooth=0)(wrong, labels).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_all_ignored_batch_gives_zero_with_gradient():
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    labels = torch.full((1, 4, 4), 255)
+    for loss in (CrossEntropyLoss(), FocalLoss(), DiceLoss()):
+        value = loss(logits, labels)
+        value.backward()
+        assert value.item() == 0.0
+
+
+def test_combined_loss_is_the_weighted_sum(batch):
+    logits, labels = batch
+    combined = build_loss({"ce": 1.0, "dice": 0.5, "focal": 0.0})
+    expected = CrossEntropyLoss()(logits, labels) + 0.5 * DiceLoss()(logits, labels)
+    assert combined(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert set(combined.parts) == {"ce", "dice"}
+
+
+def test_unknown_loss_suggests_the_closest():
+    with pytest.raises(ConfigError, match="did you mean 'dice'"):
+        build_loss({"dise": 1.0})
+
+
+def test_class_weights_from_counts():
+    counts = [1000, 100, 10, 0]
+    median = class_weights_from_counts(counts, "median_frequency")
+    assert median[3] == 0 and median[0] < median[1] < median[2]
+    assert median[1] == pytest.approx(1.0)  # the median class gets weight 1
+    enet = class_weights_from_counts(counts, "enet")
+    assert enet[0] < enet[1] < enet[2] <= 1 / 0.0198

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+
+from pixelseg.metrics import ConfusionMatrix, metrics_from_confusion
+
+
+def test_textbook_worked_example():
+    # rows = true class, columns = predicted
+    metrics = metrics_from_confusion(np.array([[43, 5, 2], [2, 45, 3], [0, 1, 49]]))
+    assert [round(100 * v, 2) for v in metrics["iou"]] == [82.69, 80.36, 89.09]
+    assert round(100 * metrics["miou"], 2) == 84.05
+    assert metrics["pixel_accuracy"] == pytest.approx(137 / 150)
+    assert metrics["class_accuracy"] == pytest.approx([43 / 50, 45 / 50, 49 / 50])
+    assert metrics["mean_class_accuracy"] == pytest.approx((43 + 45 + 49) / 150)
+    # every class has 50 true pixels, so frequency-weighted IoU equals mIoU here
+    assert metrics["fwiou"] == pytest.approx(metrics["miou"])
+    assert metrics["dice"][0] == pytest.approx(2 * 43 / (50 + 45))
+
+
+def labels_for(matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    truth, predicted = [], []
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            truth += [i] * int(matrix[i, j])
+            predicted += [j] * int(matrix[i, j])
+    return torch.tensor(predicted), torch.tensor(truth)
+
+
+def test_accumulates_textbook_example_from_pixels_in_batches():
+    matrix = np.array([[43, 5, 2], [2, 45, 3], [0, 1, 49]])
+    predicted, truth = labels_for(matrix)
+    order = torch.randperm(len(truth), generator=torch.Generator().manual_seed(0))
+    confusion = ConfusionMatrix(3)
+    for chunk in torch.split(order, 17):
+        confusion.update(predicted[chunk], truth[chunk])
+    assert confusion.matrix.tolist() == matrix.tolist()
+    assert round(100 * confusion.compute()["miou"], 2) == 84.05
+
+
+def test_ignore_index_and_logits():
+    labels = torch.tensor([[0, 1, 255], [1, 1, 255]])
+    logits = torch.zeros(1, 2, 2, 3)
+    logits[0, 1] = 1.0  # predicts class 1 everywhere
+    confusion = ConfusionMatrix(2)
+    confusion.update(logits, labels.unsqueeze(0))
+    assert confusion.matrix.tolist() == [[0, 1], [0, 3]]
+
+
+def test_absent_class_is_left_out_of_the_means():
+    metrics = metrics_from_confusion(np.array([[5, 0, 0], [0, 5, 0], [0, 0, 0]]))
+    assert np.isnan(metrics["iou"][2])
+    assert metrics["miou"] == 1.0
+
+
+def test_frequency_weighted_iou_against_definition():
+    rng = np.random.default_rng(1)
+    matrix = rng.integers(0, 50, (5, 5))
+    metrics = metrics_from_confusion(matrix)
+    tp = np.diag(matrix)
+    iou = tp / (matrix.sum(0) + matrix.sum(1) - tp)
+    assert metrics["fwiou"] == pytest.approx((matrix.sum(1) / matrix.sum() * iou).sum())
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="differ in shape"):
+        ConfusionMatrix(2).update(torch.zeros(2, 3), torch.zeros(3, 2))

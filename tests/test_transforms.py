@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from pixelseg.data.transforms import (
+    ColorJitter,
+    HorizontalFlip,
+    RandomCrop,
+    RandomScale,
+    ToTensor,
+    training_transform,
+)
+
+
+def striped_pair(height=40, width=60):
+    """A mask of vertical stripes (labels 0..4) and an image whose red channel encodes the label."""
+    mask = ((np.arange(width) // 12) % 5).astype(np.uint8)[None, :].repeat(height, 0)
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = mask * 40
+    return image, mask
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_augmentation_never_invents_labels(seed):
+    image, mask = striped_pair()
+    mask[5:9, 5:9] = 255
+    transform = training_transform((48, 48), scale_range=(0.3, 2.5))
+    _, out = transform(image, mask, np.random.default_rng(seed))
+    assert set(np.unique(out.numpy())) <= set(np.unique(mask)) | {255}
+
+
+def test_crop_pads_image_with_fill_and_mask_with_ignore():
+    image, mask = striped_pair(10, 10)
+    out_image, out_mask = RandomCrop((16, 20), fill=(1, 2, 3))(image, mask, np.random.default_rng(0))
+    assert out_image.shape == (16, 20, 3) and out_mask.shape == (16, 20)
+    assert (out_mask[10:] == 255).all() and (out_mask[:, 10:] == 255).all()
+    assert (out_image[12, 15] == [1, 2, 3]).all()
+
+
+def test_flip_moves_image_and_mask_together():
+    image, mask = striped_pair()
+    for seed in range(10):
+        out_image, out_mask = HorizontalFlip(0.5)(image, mask, np.random.default_rng(seed))
+        assert (out_image[..., 0] == out_mask * 40).all()
+
+
+def test_scale_resizes_masks_with_nearest_neighbour():
+    image, mask = striped_pair()
+    out_image, out_mask = RandomScale((1.7, 1.7))(image, mask, np.random.default_rng(0))
+    assert out_mask.shape == out_image.shape[:2] == (68, 102)
+    assert set(np.unique(out_mask)) <= set(np.unique(mask))
+
+
+def test_same_generator_seed_gives_same_sample():
+    image, mask = striped_pair()
+    transform = training_transform((32, 32))
+    first = transform(image, mask, np.random.default_rng([0, 3, 7]))
+    second = transform(image, mask, np.random.default_rng([0, 3, 7]))
+    assert (first[0] == second[0]).all() and (first[1] == second[1]).all()
+
+
+def test_color_jitter_leaves_mask_alone():
+    image, mask = striped_pair()
+    _, out_mask = ColorJitter()(image, mask, np.random.default_rng(0))
+    assert out_mask is mask
+
+
+def test_to_tensor_normalises():
+    image = np.full((2, 2, 3), 255, np.uint8)
+    tensor, mask = ToTensor(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))(image, np.zeros((2, 2), np.uint8))
+    assert tensor.shape == (3, 2, 2) and float(tensor.min()) == pytest.approx(1.0)
+    assert mask.dtype.is_floating_point is False
