@@ -114,7 +114,7 @@ def test_predict_files_never_overwrites_inputs_and_skips_bad_files(trained_run, 
     (folder / "a.png").write_bytes(source.read_bytes())
     (folder / "broken.png").write_bytes(b"garbage")
     summary = predict_files(model, [str(folder / "*.png")], tmp_path / "out", progress=False)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_color.png", "a_labels.png", "a_overlay.jpg"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_color.png", "a_labels.png", "a_overlay.png"]
     assert len(summary.failed) == 1 and "broken.png" in summary.failed[0]
     (folder / "a_labels.png").write_bytes(source.read_bytes())
     with pytest.raises(DataError, match="would overwrite an input"):

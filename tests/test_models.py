@@ -8,17 +8,28 @@ import pixelseg
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.models import create, list_models, save_model
 
+# Small settings of every registered architecture, so the shape and gradient tests stay fast on 2 cores.
 SMALL = {
     "unet": {"encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]},
+    "unet_original": {"base_channels": 8},
+    "deeplabv3": {"encoder": "resnet18", "decoder_channels": 32},
     "deeplabv3plus": {"encoder": "resnet18", "decoder_channels": 32},
     "fcn8s": {},
     "fcn16s": {"encoder": "resnet18"},
     "fcn32s": {"encoder": "resnet18"},
+    "segnet": {},
+    "segnet_basic": {"channels": 16},
+    "pspnet": {"encoder": "resnet18"},
+    "fpn": {"encoder": "resnet18", "pyramid_channels": 64, "segmentation_channels": 32},
+    "enet": {},
+    "fcdensenet56": {},
+    "fcdensenet67": {},
+    "fcdensenet103": {},
 }
 
 
-def test_registry_lists_the_first_architectures():
-    assert {"unet", "fcn8s", "fcn16s", "fcn32s", "deeplabv3plus"} <= set(list_models())
+def test_every_registered_architecture_is_tested():
+    assert set(list_models()) == set(SMALL)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -32,7 +43,8 @@ def test_output_at_input_resolution_for_odd_sizes(name):
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_gradients_reach_the_first_layer(name):
     model = create(name, num_classes=3, **SMALL[name]).train()
-    logits = model(torch.randn(2, 3, 64, 64))
+    outputs = model(torch.randn(2, 3, 64, 64))
+    logits = outputs[0] if isinstance(outputs, tuple) else outputs
     torch.nn.functional.cross_entropy(logits, torch.randint(0, 3, (2, 64, 64))).backward()
     first = next(p for p in model.parameters() if p.ndim == 4)
     assert first.grad is not None and first.grad.abs().sum() > 0
@@ -47,12 +59,34 @@ def test_deeplab_output_stride_and_rates():
         create("deeplabv3plus", num_classes=2, encoder="resnet18", output_stride=32)
 
 
-def test_fcn8s_vgg16_matches_the_published_parameter_count():
-    # Long et al. report 134M parameters for FCN-8s on VGG16 (PASCAL VOC, 21 classes).
-    model = create("fcn8s", num_classes=21)
-    count = sum(p.numel() for p in model.parameters())
-    assert abs(count - 134e6) / 134e6 < 0.01
-    assert model.head.upscore2[0].weight[0, 0].max() > 0  # bilinear initialisation
+@pytest.mark.parametrize(("name", "kwargs", "published"), [
+    ("fcn8s", {"num_classes": 21}, 134e6),  # Long et al., Table 1: 134M (VGG16, PASCAL VOC)
+    ("segnet", {"num_classes": 11}, 29.5e6),  # Badrinarayanan et al.: 29.5M
+    ("fcdensenet103", {"num_classes": 11}, 9.4e6),  # Jégou et al., Table 2: 9.4M
+    ("unet_original", {"num_classes": 2, "in_channels": 1}, 31.0e6),  # the widely quoted 31.0M (ISBI setting)
+])
+def test_parameter_counts_match_the_published_figures(name, kwargs, published):
+    count = sum(p.numel() for p in create(name, **kwargs).parameters())
+    assert abs(count - published) / published < 0.01
+
+
+def test_fcn_upsampling_starts_bilinear():
+    model = create("fcn8s", num_classes=2, encoder="resnet18")
+    upsampled = model.head.upscore2[0](torch.ones(1, 2, 4, 4))
+    assert torch.allclose(upsampled[0, 0, 1:-1, 1:-1], torch.ones(6, 6))  # bilinear keeps a constant map constant
+
+
+def test_pspnet_auxiliary_head_only_in_training():
+    model = create("pspnet", num_classes=3, encoder="resnet18").train()
+    logits, aux = model(torch.randn(2, 3, 40, 40))
+    assert logits.shape == aux.shape == (2, 3, 40, 40) and model.aux_weight == 0.4
+    assert model.eval()(torch.randn(1, 3, 40, 40)).shape == (1, 3, 40, 40)
+
+
+def test_segnet_decoder_upsamples_with_pooling_indices():
+    model = create("segnet_basic", num_classes=2, channels=8).eval()
+    learned = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d | torch.nn.Upsample)]
+    assert not learned
 
 
 def test_unknown_names_suggest_the_closest():
@@ -123,3 +157,4 @@ def test_loading_weights_of_another_shape_is_a_clear_error(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         pixelseg.load(tmp_path / "junk.pt")
+

@@ -84,7 +84,7 @@ def cmd_predict(args) -> int:
                             overlap=args.overlap, alpha=args.alpha, progress=_progress(args))
     images = len(summary.written) // 3
     print(f"{images} image(s) predicted into {Path(args.out).resolve()} "
-          f"(<stem>_labels.png index map, <stem>_color.png, <stem>_overlay.jpg)")
+          f"(<stem>_labels.png index map, <stem>_color.png, <stem>_overlay.png)")
     for failure in summary.failed:
         print(f"skipped: {failure}", file=sys.stderr)
     return 1 if summary.failed and not images else 0

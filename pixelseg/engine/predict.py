@@ -41,7 +41,7 @@ class PredictSummary:
 
 def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
     return {"labels": out_dir / f"{image.stem}_labels.png", "color": out_dir / f"{image.stem}_color.png",
-            "overlay": out_dir / f"{image.stem}_overlay.jpg"}
+            "overlay": out_dir / f"{image.stem}_overlay.png"}
 
 
 def predict_files(model: SegmentationModel, inputs: list[str | Path], out_dir: str | Path, scale: float | None = None,

@@ -110,6 +110,14 @@ def class_weights(config: Config, pixel_counts: np.ndarray) -> list[float] | Non
     raise ConfigError(f"loss.class_weights: expected a method name or {len(pixel_counts)} numbers, got {setting!r}")
 
 
+def segmentation_loss(model, loss_fn, outputs, masks: torch.Tensor) -> torch.Tensor:
+    """The loss of the main output, plus ``model.aux_weight`` times that of an auxiliary head's output."""
+    if isinstance(outputs, tuple):
+        logits, aux_logits = outputs
+        return loss_fn(logits, masks) + model.aux_weight * loss_fn(aux_logits, masks)
+    return loss_fn(outputs, masks)
+
+
 def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch: int, accumulate: int = 1,
                     scaler=None, amp_dtype=None, max_steps: int | None = None, progress: bool = True) -> float:
     """One pass over ``loader``; returns the mean loss. The scheduler steps once per optimizer step."""
@@ -121,7 +129,7 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
     for index, (images, masks) in enumerate(bar):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = loss_fn(model(images), masks)
+            loss = segmentation_loss(model, loss_fn, model(images), masks)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {index}: lower optimizer.lr")
         (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
@@ -173,7 +181,7 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     model.meta.update({
         "classes": classes.to_dict(), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
         "inference_scale": config.eval.scale or config.data.base_scale,
-        "data": {"layout": train_set.name, "root": str(train_set.root), "options": config.data.options,
+        "data": {"layout": train_set.name, "root": str(Path(train_set.root).resolve()), "options": config.data.options,
                  "val_split": config.data.val_split},
     })
     model.to(device)

@@ -22,24 +22,33 @@ class SegmentationModel(nn.Module):
     """
 
     size_divisor: int = 32
+    aux_weight: float = 0.0
+    """Weight of the auxiliary loss for models with an auxiliary head (PSPNet); 0 for the others."""
 
     def __init__(self) -> None:
         super().__init__()
         self.config: dict = {}
         self.meta: dict = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "inference_scale": 1.0}
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits for a padded batch; models with an auxiliary head return ``(logits, aux_logits)`` in training."""
         raise NotImplementedError
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         height, width = images.shape[-2:]
         divisor = self.size_divisor
         pad_bottom, pad_right = (-height) % divisor, (-width) % divisor
         if pad_bottom or pad_right:
             images = F.pad(images, (0, pad_right, 0, pad_bottom))
-        logits = self.forward_padded(images)
-        if logits.shape[-2:] != images.shape[-2:]:
-            logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        outputs = self.forward_padded(images)
+        if isinstance(outputs, tuple):
+            return tuple(self._to_input_size(o, images.shape[-2:], height, width) for o in outputs)
+        return self._to_input_size(outputs, images.shape[-2:], height, width)
+
+    @staticmethod
+    def _to_input_size(logits: torch.Tensor, padded_size, height: int, width: int) -> torch.Tensor:
+        if logits.shape[-2:] != padded_size:
+            logits = F.interpolate(logits, size=padded_size, mode="bilinear", align_corners=False)
         return logits[..., :height, :width]
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pixelseg.errors import CheckpointError
@@ -88,5 +89,17 @@ class VGG16Encoder(nn.Module):
         for position in self.pool_positions:
             images = self.features[start: position + 1](images)
             outputs.append(images)
+            start = position + 1
+        return outputs
+
+    def forward_with_indices(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Size]]:
+        """For SegNet: per stage, the pooled output, the max-pooling indices and the size before pooling."""
+        outputs = []
+        start = 0
+        for position in self.pool_positions:
+            images = self.features[start:position](images)
+            size = images.shape
+            images, indices = F.max_pool2d(images, 2, 2, return_indices=True)
+            outputs.append((images, indices, size))
             start = position + 1
         return outputs

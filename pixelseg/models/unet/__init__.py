@@ -1,3 +1,3 @@
-from pixelseg.models.unet.model import UNet
+from pixelseg.models.unet.model import UNet, UNetOriginal
 
-__all__ = ["UNet"]
+__all__ = ["UNet", "UNetOriginal"]

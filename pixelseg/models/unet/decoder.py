@@ -53,3 +53,26 @@ class UNetDecoder(nn.Module):
                 size = (input_size[0] >> remaining, input_size[1] >> remaining)
                 x = block(x, None, size)
         return x
+
+
+def double_conv(in_channels: int, out_channels: int, batch_norm: bool = False) -> nn.Sequential:
+    """Two 3x3 convolutions, each followed by ReLU (and batch norm before it when asked)."""
+    layers: list[nn.Module] = []
+    for channels_in in (in_channels, out_channels):
+        layers.append(nn.Conv2d(channels_in, out_channels, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class UpConvBlock(nn.Module):
+    """2x2 up-convolution halving the channels, concatenation with the skip, two 3x3 convolutions."""
+
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = False) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.convs = double_conv(2 * out_channels, out_channels, batch_norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.convs(torch.cat([skip, self.up(x)], dim=1))

@@ -1,10 +1,14 @@
 """U-Net: Ronneberger, Fischer & Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
 MICCAI 2015.
 
-Faithful: the contracting path / expanding path with concatenated skips at every scale and two 3x3 convs per
-decoder level. Differs: the encoder is any timm backbone (default ResNet-34), decoder convs have batch norm,
-upsampling is nearest + conv rather than a 2x2 up-convolution, and padding keeps the output at input size
-(the paper used unpadded convs and an overlap-tile strategy).
+``unet_original`` is the paper's network: two 3x3 conv + ReLU per level, 2x2 max-pooling, 64 -> 1024 channels,
+2x2 up-convolutions halving the channels, concatenated skips, a final 1x1 conv (31.0M parameters for one input
+channel and two classes). Differs: the convolutions are padded, so the output has the input's size (the paper
+used unpadded convolutions and an overlap-tile strategy); ``batch_norm=True`` adds BN after each conv.
+
+``unet`` keeps the contracting/expanding structure with a skip at every scale on any timm encoder (default
+ResNet-34); its decoder convs have batch norm and upsample with nearest neighbour + conv (as in
+segmentation_models_pytorch).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch import nn
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.encoders import TimmEncoder
 from pixelseg.models.registry import register_model
-from pixelseg.models.unet.decoder import UNetDecoder
+from pixelseg.models.unet.decoder import UNetDecoder, UpConvBlock, double_conv
 
 
 @register_model("unet")
@@ -37,3 +41,33 @@ class UNet(SegmentationModel):
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)
         return self.head(self.decoder(features, images.shape[-2:]))
+
+
+@register_model("unet_original")
+class UNetOriginal(SegmentationModel):
+    """The original U-Net, 64 -> 1024 channels, up-convolutions (Ronneberger et al., MICCAI 2015)."""
+
+    size_divisor = 16
+
+    def __init__(self, num_classes: int, in_channels: int = 3, base_channels: int = 64, depth: int = 4,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        widths = [base_channels * 2**level for level in range(depth + 1)]
+        self.size_divisor = 2**depth
+        self.down = nn.ModuleList(double_conv(c_in, c_out, batch_norm)
+                                  for c_in, c_out in zip([in_channels, *widths[:-1]], widths, strict=True))
+        self.up = nn.ModuleList(UpConvBlock(widths[level + 1], widths[level], batch_norm)
+                                for level in reversed(range(depth)))
+        self.head = nn.Conv2d(base_channels, num_classes, 1)
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = images
+        for index, block in enumerate(self.down):
+            if index:
+                x = nn.functional.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = block(x, skip)
+        return self.head(x)

@@ -1,4 +1,4 @@
-"""ASPP and the DeepLabv3+ decoder."""
+"""ASPP, the DeepLabv3 head and the DeepLabv3+ decoder."""
 
 from __future__ import annotations
 
@@ -58,3 +58,16 @@ class DeepLabV3PlusDecoder(nn.Module):
         x = self.aspp(high)
         x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.fuse(torch.cat([x, self.reduce_low(low)], dim=1))
+
+
+class DeepLabV3Decoder(nn.Module):
+    """DeepLabv3 head: ASPP, then a 3x3 conv-BN-ReLU (as in the reference implementation)."""
+
+    def __init__(self, in_channels: int, rates: Sequence[int], channels: int = 256) -> None:
+        super().__init__()
+        self.aspp = ASPP(in_channels, channels, rates)
+        self.conv = conv_bn_relu(channels, channels)
+        self.out_channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.aspp(x))

@@ -1,0 +1,3 @@
+from pixelseg.models.deeplabv3.model import DeepLabV3, DeepLabV3Plus
+
+__all__ = ["DeepLabV3", "DeepLabV3Plus"]

@@ -1,0 +1,71 @@
+"""DeepLabv3 and DeepLabv3+.
+
+- DeepLabv3: Chen et al., "Rethinking Atrous Convolution for Semantic Image Segmentation", arXiv 2017.
+- DeepLabv3+: Chen et al., "Encoder-Decoder with Atrous Separable Convolution for Semantic Image
+  Segmentation", ECCV 2018.
+
+Faithful: atrous encoder at output stride 16 or 8; ASPP with a 1x1 branch, 3x3 atrous branches at rates
+(6, 12, 18) at stride 16 (doubled at stride 8) and image-level pooling; v3+ fuses the 4x-upsampled ASPP
+features with 48-channel stride-4 features through two 3x3 convs, then upsamples 4x. Differs: the encoder is any
+timm backbone that supports ``output_stride`` (default ResNet-50 rather than Xception-65 / ResNet-101), the
+convolutions are not depthwise-separable, and no multi-grid unit rates are used in the last block.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelseg.errors import ConfigError
+from pixelseg.models.base import SegmentationModel
+from pixelseg.models.deeplabv3.decoder import DeepLabV3Decoder, DeepLabV3PlusDecoder
+from pixelseg.models.encoders import TimmEncoder
+from pixelseg.models.registry import register_model
+
+
+def _atrous_encoder(encoder: str, in_channels: int, pretrained, output_stride: int) -> tuple[TimmEncoder, tuple]:
+    if output_stride not in (8, 16):
+        raise ConfigError(f"output_stride must be 8 or 16, got {output_stride}")
+    rates = tuple(rate * 16 // output_stride for rate in (6, 12, 18))
+    return TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride), rates
+
+
+@register_model("deeplabv3")
+class DeepLabV3(SegmentationModel):
+    """DeepLabv3: atrous encoder + ASPP (Chen et al., 2017)."""
+
+    def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
+                 pretrained: bool | str | Path = False, output_stride: int = 8, decoder_channels: int = 256) -> None:
+        super().__init__()
+        self.encoder, rates = _atrous_encoder(encoder, in_channels, pretrained, output_stride)
+        self.decoder = DeepLabV3Decoder(self.encoder.channels[-1], rates, decoder_channels)
+        self.head = nn.Conv2d(decoder_channels, num_classes, 1)
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.decoder(self.encoder(images)[-1]))
+        return F.interpolate(x, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@register_model("deeplabv3plus")
+class DeepLabV3Plus(SegmentationModel):
+    """DeepLabv3+: atrous encoder, ASPP and a low-level skip decoder (Chen et al., ECCV 2018)."""
+
+    def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
+                 pretrained: bool | str | Path = False, output_stride: int = 16, decoder_channels: int = 256) -> None:
+        super().__init__()
+        self.encoder, rates = _atrous_encoder(encoder, in_channels, pretrained, output_stride)
+        reductions = self.encoder.reductions
+        if 4 not in reductions:
+            raise ConfigError(f"encoder {encoder!r} has no stride-4 features for the DeepLabv3+ decoder")
+        self.low_level_index = reductions.index(4)
+        self.decoder = DeepLabV3PlusDecoder(self.encoder.channels[-1], self.encoder.channels[self.low_level_index],
+                                            rates, decoder_channels)
+        self.head = nn.Conv2d(decoder_channels, num_classes, 1)
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(images)
+        x = self.decoder(features[-1], features[self.low_level_index])
+        return F.interpolate(self.head(x), size=images.shape[-2:], mode="bilinear", align_corners=False)

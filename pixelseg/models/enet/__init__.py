@@ -1,0 +1,3 @@
+from pixelseg.models.enet.model import ENet
+
+__all__ = ["ENet"]

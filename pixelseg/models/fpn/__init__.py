@@ -1,0 +1,3 @@
+from pixelseg.models.fpn.model import FPN
+
+__all__ = ["FPN"]

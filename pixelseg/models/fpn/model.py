@@ -1,0 +1,48 @@
+"""Semantic FPN: Kirillov, Girshick, He & Dollár, "Panoptic Feature Pyramid Networks", CVPR 2019, on the
+feature pyramid of Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017.
+
+Faithful: 256-channel pyramid P2..P5 from lateral 1x1 convs and a nearest-neighbour top-down pathway; the
+semantic branch upsamples every level to 1/4 scale with 3x3 conv (128 channels) + GroupNorm + ReLU + 2x bilinear
+stages, sums them, and a 1x1 conv and 4x bilinear upsampling give the logits. Differs: the encoder is any timm
+backbone (its stride-4 to stride-32 stages act as C2..C5).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelseg.errors import ConfigError
+from pixelseg.models.base import SegmentationModel
+from pixelseg.models.encoders import TimmEncoder
+from pixelseg.models.fpn.decoder import FeaturePyramid, SemanticBranch
+from pixelseg.models.registry import register_model
+
+
+@register_model("fpn")
+class FPN(SegmentationModel):
+    """Semantic FPN: feature pyramid + per-level heads merged at 1/4 (Kirillov et al., CVPR 2019)."""
+
+    def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
+                 pretrained: bool | str | Path = False, pyramid_channels: int = 256, segmentation_channels: int = 128,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained)
+        reductions = self.encoder.reductions
+        wanted = [reductions.index(r) for r in (4, 8, 16, 32) if r in reductions]
+        if len(wanted) != 4:
+            raise ConfigError(f"encoder {encoder!r} lacks stride 4/8/16/32 features (has {reductions})")
+        self.levels = wanted
+        self.pyramid = FeaturePyramid([self.encoder.channels[i] for i in wanted], pyramid_channels)
+        self.branch = SemanticBranch(len(wanted), pyramid_channels, segmentation_channels)
+        self.dropout = nn.Dropout2d(dropout)
+        self.head = nn.Conv2d(segmentation_channels, num_classes, 1)
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(images)
+        pyramid = self.pyramid([features[i] for i in self.levels])
+        logits = self.head(self.dropout(self.branch(pyramid)))
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,0 +1,3 @@
+from pixelseg.models.pspnet.model import PSPNet
+
+__all__ = ["PSPNet"]

@@ -1,0 +1,3 @@
+from pixelseg.models.segnet.model import SegNet, SegNetBasic
+
+__all__ = ["SegNet", "SegNetBasic"]
