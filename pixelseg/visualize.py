@@ -83,3 +83,22 @@ def plot_class_iou(iou: Sequence[float], names: Sequence[str], path: str | Path,
     for index, value in enumerate(values):
         axis.text(min(value + 1, 92), index, f"{value:.1f}", va="center", fontsize=8)
     _save(figure, path)
+
+
+def plot_examples(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], classes: ClassInfo,
+                  path: str | Path) -> None:
+    """Rows of (image, ground truth, prediction) with a colour legend of the classes."""
+    rows = len(examples)
+    figure, axes = plt.subplots(rows, 3, figsize=(11, 2.9 * rows + 0.6), squeeze=False)
+    for row, (image, truth, predicted) in enumerate(examples):
+        for column, (picture, title) in enumerate(((image, "image"), (colorize(truth, classes), "ground truth"),
+                                                   (colorize(predicted, classes), "prediction"))):
+            axes[row, column].imshow(picture)
+            axes[row, column].set_axis_off()
+            if row == 0:
+                axes[row, column].set_title(title)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=tuple(c / 255 for c in colour)) for colour in classes.palette]
+    figure.legend(handles, classes.names, loc="lower center", ncol=min(6, classes.num_classes), fontsize=8,
+                  frameon=False)
+    figure.tight_layout(rect=(0, 0.06 if rows > 1 else 0.12, 1, 1))
+    _save(figure, path)

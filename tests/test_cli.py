@@ -33,6 +33,7 @@ def test_train_eval_predict_through_the_cli(shapes_root, tmp_path):
     assert metrics["split"] == "val" and metrics["images"] == 4 and 0 <= metrics["miou"] <= 1
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     assert (tmp_path / "eval" / "class_iou.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "examples.png").stat().st_size > 0
 
     inputs = shapes_root / "images" / "val"
     predicted = pixelseg("predict", tmp_path / "run" / "model", inputs, "--out", tmp_path / "pred")

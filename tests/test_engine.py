@@ -99,9 +99,11 @@ def test_sliding_window_agrees_with_whole_image(trained_run):
 
 def test_evaluation_writes_report(trained_run, shapes_root, tmp_path):
     model = pixelseg.load(trained_run / "model")
-    result = evaluate(model, open_dataset("folder", shapes_root, "val"), progress=False)
-    paths = result.save(tmp_path / "eval", model.classes.palette)
+    result = evaluate(model, open_dataset("folder", shapes_root, "val"), progress=False, examples=2)
+    paths = result.save(tmp_path / "eval", model.classes)
+    assert set(paths) == {"metrics", "confusion", "class_iou", "examples"}
     assert all(p.is_file() for p in paths.values())
+    assert len(result.examples) == 2 and result.examples[0][0].shape == (48, 64, 3)
     assert "mIoU" in result.table() and "triangle" in result.table()
     assert result.confusion.sum() == sum(result.metrics["pixels"])
 

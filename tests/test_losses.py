@@ -77,3 +77,17 @@ def test_class_weights_from_counts():
     assert median[1] == pytest.approx(1.0)  # the median class gets weight 1
     enet = class_weights_from_counts(counts, "enet")
     assert enet[0] < enet[1] < enet[2] <= 1 / 0.0198
+
+
+def test_auxiliary_head_loss_is_added_with_the_model_weight(batch):
+    from types import SimpleNamespace
+
+    from pixelseg.engine.trainer import segmentation_loss
+
+    logits, labels = batch
+    aux = logits.flip(1)
+    loss = CrossEntropyLoss()
+    model = SimpleNamespace(aux_weight=0.4)
+    combined = segmentation_loss(model, loss, (logits, aux), labels)
+    assert combined.item() == pytest.approx((loss(logits, labels) + 0.4 * loss(aux, labels)).item(), rel=1e-6)
+    assert segmentation_loss(model, loss, logits, labels).item() == pytest.approx(loss(logits, labels).item())

@@ -62,10 +62,10 @@ def cmd_eval(args) -> int:
         raise PixelsegError(f"{args.checkpoint}: model has {model.classes.num_classes} classes, dataset "
                             f"{dataset.root} has {dataset.classes.num_classes}")
     result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
-                      progress=_progress(args))
+                      progress=_progress(args), examples=args.examples)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{dataset.split}"
     scale = args.scale or model.meta.get("inference_scale", 1.0)
-    paths = result.save(out, model.classes.palette, {
+    paths = result.save(out, model.classes, {
         "checkpoint": str(args.checkpoint), "dataset": dataset.name, "root": str(dataset.root),
         "split": dataset.split, "images": len(dataset), "inference_scale": scale, "tile": args.tile})
     print(f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--layout", help="dataset layout (default: detected)")
     evaluate.add_argument("--split", help="split to evaluate (default: the validation split)")
     evaluate.add_argument("--out", help="folder for metrics.json and plots (default: beside the checkpoint)")
+    evaluate.add_argument("--examples", type=int, default=4,
+                          help="images shown as image / truth / prediction in examples.png (0: none)")
     inference_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 

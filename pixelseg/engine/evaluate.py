@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pixelseg.data.classes import ClassInfo
 from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import evaluation_transform
 from pixelseg.engine.inference import model_device, predict_logits
@@ -16,7 +17,7 @@ from pixelseg.io import write_text
 from pixelseg.metrics import ConfusionMatrix
 from pixelseg.models.base import SegmentationModel
 from pixelseg.utils import progress_bar
-from pixelseg.visualize import plot_class_iou, plot_confusion
+from pixelseg.visualize import plot_class_iou, plot_confusion, plot_examples
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Evaluation:
     metrics: dict
     confusion: np.ndarray
     class_names: list[str]
+    examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def table(self) -> str:
         """Per-class IoU and accuracy, then the summary metrics, as aligned text."""
@@ -40,8 +42,8 @@ class Evaluation:
             lines.append(f"{label:<24} {_percent(self.metrics[key])}")
         return "\n".join(lines)
 
-    def save(self, directory: str | Path, palette=None, extra: dict | None = None) -> dict[str, Path]:
-        """Write ``metrics.json``, ``confusion.png`` and ``class_iou.png`` into ``directory``."""
+    def save(self, directory: str | Path, classes: ClassInfo, extra: dict | None = None) -> dict[str, Path]:
+        """Write ``metrics.json``, ``confusion.png``, ``class_iou.png`` (and ``examples.png``) into ``directory``."""
         directory = Path(directory)
         paths = {"metrics": directory / "metrics.json", "confusion": directory / "confusion.png",
                  "class_iou": directory / "class_iou.png"}
@@ -49,7 +51,10 @@ class Evaluation:
                     "confusion_matrix": self.confusion.tolist()}
         write_text(paths["metrics"], json.dumps(_json_safe(document), indent=2))
         plot_confusion(self.confusion, self.class_names, paths["confusion"])
-        plot_class_iou(self.metrics["iou"], self.class_names, paths["class_iou"], palette)
+        plot_class_iou(self.metrics["iou"], self.class_names, paths["class_iou"], classes.palette)
+        if self.examples:
+            paths["examples"] = directory / "examples.png"
+            plot_examples(self.examples, classes, paths["examples"])
         return paths
 
 
@@ -69,8 +74,11 @@ def _json_safe(value):
 
 def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: float | None = None,
              tile: tuple[int, int] | None = None, overlap: float = 0.33, progress: bool = True,
-             workers: int = 0) -> Evaluation:
-    """Predict every image of ``dataset`` at full resolution and score it against its mask."""
+             workers: int = 0, examples: int = 0) -> Evaluation:
+    """Predict every image of ``dataset`` at full resolution and score it against its mask.
+
+    ``examples``: keep (image, truth, prediction) for that many images, spread over the dataset, for a picture.
+    """
     model.eval()
     device = model_device(model)
     scale = model.meta.get("inference_scale", 1.0) if scale is None else scale
@@ -78,10 +86,14 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
     dataset.transform = evaluation_transform(model.meta["mean"], model.meta["std"])
     confusion = ConfusionMatrix(model.classes.num_classes, device=device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=workers)
+    keep = set(np.linspace(0, len(dataset) - 1, examples).round().astype(int).tolist()) if examples else set()
+    kept = []
     try:
-        for image, mask in progress_bar(loader, progress, desc="evaluating"):
-            logits = predict_logits(model, image.to(device), scale, tile, overlap)
-            confusion.update(logits.argmax(dim=1), mask.to(device))
+        for index, (image, mask) in enumerate(progress_bar(loader, progress, desc="evaluating")):
+            predicted = predict_logits(model, image.to(device), scale, tile, overlap).argmax(dim=1)
+            confusion.update(predicted, mask.to(device))
+            if index in keep:
+                kept.append((dataset.read_image(index), mask[0].numpy(), predicted[0].cpu().numpy()))
     finally:
         dataset.transform = previous
-    return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), model.classes.names)
+    return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), model.classes.names, kept)

@@ -64,10 +64,14 @@ class SegmentationModel(nn.Module):
         return predict_image(self, image, **options)
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1) -> nn.Sequential:
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
+                 relu: bool = True) -> nn.Sequential:
+    """Same-size convolution (no bias), batch norm and, unless ``relu=False``, ReLU."""
     padding = dilation * (kernel_size // 2)
-    return nn.Sequential(
+    layers: list[nn.Module] = [
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)

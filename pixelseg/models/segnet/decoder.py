@@ -8,13 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int = 3, relu: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
-                               nn.BatchNorm2d(out_channels)]
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return layers
+from pixelseg.models.base import conv_bn_relu
 
 
 class UnpoolingDecoder(nn.Module):
@@ -28,10 +22,9 @@ class UnpoolingDecoder(nn.Module):
         super().__init__()
         self.stages = nn.ModuleList()
         for channels in stages:
-            layers: list[nn.Module] = []
-            for in_channels, out_channels in zip(channels[:-1], channels[1:], strict=True):
-                layers += conv_bn(in_channels, out_channels, kernel_size, relu)
-            self.stages.append(nn.Sequential(*layers))
+            self.stages.append(nn.Sequential(*(
+                conv_bn_relu(in_channels, out_channels, kernel_size, relu=relu)
+                for in_channels, out_channels in zip(channels[:-1], channels[1:], strict=True))))
 
     def forward(self, x: torch.Tensor, pooling: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Size]]
                 ) -> torch.Tensor:

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelseg.models.base import SegmentationModel
+from pixelseg.models.base import SegmentationModel, conv_bn_relu
 from pixelseg.models.encoders import VGG16Encoder
 from pixelseg.models.registry import register_model
-from pixelseg.models.segnet.decoder import UnpoolingDecoder, conv_bn
+from pixelseg.models.segnet.decoder import UnpoolingDecoder
 
 SEGNET_DECODER = ((512, 512, 512, 512), (512, 512, 512, 256), (256, 256, 256, 128), (128, 128, 64), (64, 64))
 
@@ -47,7 +47,7 @@ class SegNetBasicEncoder(nn.Module):
     def __init__(self, in_channels: int, channels: int = 64, depth: int = 4, kernel_size: int = 7) -> None:
         super().__init__()
         self.stages = nn.ModuleList(
-            nn.Sequential(*conv_bn(in_channels if i == 0 else channels, channels, kernel_size)) for i in range(depth))
+            conv_bn_relu(in_channels if i == 0 else channels, channels, kernel_size) for i in range(depth))
 
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Size]]:
         outputs = []
