@@ -96,7 +96,8 @@ def _folder_classes(root: Path, num_classes: int | None, class_names: list[str] 
     elif num_classes:
         classes = ClassInfo.numbered(int(num_classes))
     else:
-        raise DataError(f"{root}: no classes.json or classes.txt; give data.num_classes or data.classes")
+        raise DataError(f"{root}: no classes.json or classes.txt; name the classes (--classes a,b or "
+                        "data.options.classes) or give their number (--num-classes or data.options.num_classes)")
     if num_classes and classes.num_classes != num_classes:
         raise DataError(f"{root}: classes file lists {classes.num_classes} classes but num_classes is {num_classes}")
     return classes, void_colours
@@ -224,8 +225,8 @@ def _labelme_classes(root: Path, class_names: list[str] | None) -> ClassInfo:
         return ClassInfo(names=list(class_names))
     labels_file = root / "labels.txt"
     if not labels_file.is_file():
-        raise DataError(f"{root}: Labelme datasets need labels.txt (one class per line, background first) "
-                        "or data.classes in the config")
+        raise DataError(f"{root}: Labelme datasets need labels.txt (one class per line, background first), "
+                        "--classes a,b or data.options.classes")
     names = [n.strip() for n in labels_file.read_text().splitlines() if n.strip() and n.strip() != "__ignore__"]
     return ClassInfo(names=names)
 
