@@ -117,6 +117,22 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from pixelseg.engine.benchmark import benchmark, format_rows
+
+    height, width = _tile(args.size)
+    rows = benchmark(args.models, height, width, args.num_classes, args.repeats, args.encoder, args.threads)
+    print(f"1x3x{height}x{width}, {torch_threads(args.threads)} CPU thread(s), median of {args.repeats} runs\n")
+    print(format_rows(rows, height, width))
+    return 0
+
+
+def torch_threads(requested: int | None) -> int:
+    import torch
+
+    return requested or torch.get_num_threads()
+
+
 def cmd_demo(args) -> int:
     from pixelseg.engine.demo import run_demo
 
@@ -177,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the architectures")
     models.set_defaults(func=cmd_models)
+
+    bench = commands.add_parser("benchmark", help="parameters, GFLOPs, CPU latency and peak memory per architecture")
+    bench.add_argument("models", nargs="*", help="architectures (default: all)")
+    bench.add_argument("--size", default="360,480", help="input HEIGHT,WIDTH (default 360,480)")
+    bench.add_argument("--num-classes", type=int, default=11)
+    bench.add_argument("--repeats", type=int, default=10, help="timed forward passes (the median is reported)")
+    bench.add_argument("--encoder", help="timm encoder for the architectures that take one")
+    bench.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    bench.set_defaults(func=cmd_benchmark)
 
     demo = commands.add_parser("demo", help="generate a small dataset, train, evaluate and predict on it")
     demo.add_argument("--out", default="runs/demo", help="demo folder")

@@ -199,6 +199,9 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     steps_per_epoch = len(train_set) // config.train.batch_size // config.train.accumulate
     if config.train.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.train.steps_per_epoch)
+    if steps_per_epoch == 0:
+        raise ConfigError(f"train.accumulate {config.train.accumulate} x train.batch_size {config.train.batch_size} "
+                          f"is more than the {len(train_set)} training samples: no optimizer step would run")
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer, steps_per_epoch * config.train.epochs)
     amp_dtype = autocast_dtype(config.train.amp, device)

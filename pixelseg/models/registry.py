@@ -27,12 +27,18 @@ def list_models() -> dict[str, str]:
     return {name: (factory.__doc__ or "").strip().splitlines()[0] for name, factory in sorted(_FACTORIES.items())}
 
 
-def create(name: str, num_classes: int, **kwargs):
-    """Build model ``name`` with ``num_classes`` outputs; kwargs go to the architecture (encoder, pretrained, ...)."""
+def get_factory(name: str) -> Callable:
+    """The class or function registered as ``name``; an unknown name is a ConfigError with a suggestion."""
     if name not in _FACTORIES:
         raise ConfigError(f"unknown model {name!r}{closest(name, _FACTORIES)}; `pixelseg models` lists them")
+    return _FACTORIES[name]
+
+
+def create(name: str, num_classes: int, **kwargs):
+    """Build model ``name`` with ``num_classes`` outputs; kwargs go to the architecture (encoder, pretrained, ...)."""
+    factory = get_factory(name)
     try:
-        model = _FACTORIES[name](num_classes=num_classes, **kwargs)
+        model = factory(num_classes=num_classes, **kwargs)
     except TypeError as error:
         raise ConfigError(f"model {name!r}: {error}") from None
     # Stored so that the model can be rebuilt from its checkpoint alone; weights come from the checkpoint.

@@ -1,0 +1,92 @@
+"""``pixelseg benchmark``: parameters, GFLOPs, CPU latency and peak memory of architectures, side by side.
+
+Each architecture is measured in a fresh process, so one model's memory does not hide behind another's.
+GFLOPs come from PyTorch's own counter (``torch.utils.flop_counter``: one multiply-add counts as 2 FLOPs);
+latency is the median of repeated forward passes under ``torch.inference_mode``; peak memory is the growth of
+the process's maximum resident set during those passes (weights excluded).
+"""
+
+from __future__ import annotations
+
+import inspect
+import multiprocessing
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from pixelseg.models import create, list_models
+from pixelseg.models.registry import get_factory
+
+
+@dataclass
+class BenchmarkRow:
+    name: str
+    parameters: int
+    gflops: float
+    latency_ms: float
+    peak_memory_mb: float
+
+
+def _accepts(name: str, keyword: str) -> bool:
+    factory = get_factory(name)
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    parameters = inspect.signature(target).parameters
+    return keyword in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def measure(name: str, height: int, width: int, num_classes: int = 11, repeats: int = 10, warmup: int = 2,
+            threads: int | None = None, **kwargs) -> BenchmarkRow:
+    """Measure one architecture in this process."""
+    if threads:
+        torch.set_num_threads(threads)
+    model = create(name, num_classes=num_classes, **kwargs).eval()
+    images = torch.randn(1, 3, height, width)
+    with torch.inference_mode():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(images)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for _ in range(warmup):
+            model(images)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model(images)
+            times.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return BenchmarkRow(name, sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 1e9,
+                        1000 * statistics.median(times), (after - before) / 1024)
+
+
+def _measure_in_child(arguments: tuple) -> dict:
+    name, height, width, num_classes, repeats, threads, kwargs = arguments
+    return asdict(measure(name, height, width, num_classes, repeats, threads=threads, **kwargs))
+
+
+def benchmark(names: list[str] | None, height: int, width: int, num_classes: int = 11, repeats: int = 10,
+              encoder: str | None = None, threads: int | None = None) -> list[BenchmarkRow]:
+    """Measure each architecture in its own process; ``encoder`` applies to those that take one."""
+    names = names or list(list_models())
+    for name in names:
+        get_factory(name)  # unknown names fail here, before any measurement
+    rows = []
+    context = multiprocessing.get_context("spawn")
+    for name in names:
+        kwargs = {"encoder": encoder} if encoder and _accepts(name, "encoder") else {}
+        with context.Pool(1) as pool:
+            result = pool.apply(_measure_in_child, ((name, height, width, num_classes, repeats, threads, kwargs),))
+        rows.append(BenchmarkRow(**result))
+    return rows
+
+
+def format_rows(rows: list[BenchmarkRow], height: int, width: int) -> str:
+    lines = [f"{'model':<15} {'params (M)':>10} {f'GFLOPs@{height}x{width}':>16} {'latency (ms)':>13} "
+             f"{'peak mem (MB)':>14}"]
+    for row in rows:
+        lines.append(f"{row.name:<15} {row.parameters / 1e6:>10.2f} {row.gflops:>16.1f} {row.latency_ms:>13.1f} "
+                     f"{row.peak_memory_mb:>14.0f}")
+    return "\n".join(lines)
