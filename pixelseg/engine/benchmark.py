@@ -3,7 +3,8 @@
 Each architecture is measured in a fresh process, so one model's memory does not hide behind another's.
 GFLOPs come from PyTorch's own counter (``torch.utils.flop_counter``: one multiply-add counts as 2 FLOPs);
 latency is the median of repeated forward passes under ``torch.inference_mode``; peak memory is the growth of
-the process's maximum resident set during those passes (weights excluded).
+the process's maximum resident set from before the first forward pass to after the timed ones (weights and
+input excluded), measured before the FLOP counter runs.
 """
 
 from __future__ import annotations
@@ -46,10 +47,7 @@ def measure(name: str, height: int, width: int, num_classes: int = 11, repeats: 
     model = create(name, num_classes=num_classes, **kwargs).eval()
     images = torch.randn(1, 3, height, width)
     with torch.inference_mode():
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(images)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # weights and input already allocated
         for _ in range(warmup):
             model(images)
         times = []
@@ -58,6 +56,9 @@ def measure(name: str, height: int, width: int, num_classes: int = 11, repeats: 
             model(images)
             times.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(images)
     return BenchmarkRow(name, sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 1e9,
                         1000 * statistics.median(times), (after - before) / 1024)
 
