@@ -45,7 +45,8 @@ def _open_eval_dataset(args, model):
     root = args.data or stored.get("root")
     layout = args.layout or (stored.get("layout") if not args.data else None) or "auto"
     split = args.split or stored.get("val_split") or "val"
-    options = stored.get("options", {}) if not args.data or args.data == stored.get("root") else {}
+    same_data = not args.data or (stored.get("root") and Path(args.data).resolve() == Path(stored["root"]).resolve())
+    options = stored.get("options", {}) if same_data else {}
     if root is None:
         raise PixelsegError("this model does not say which data it was trained on: pass --data PATH")
     return open_dataset(layout, root, split, **options)
