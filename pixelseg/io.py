@@ -91,12 +91,9 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
         temporary_path.unlink(missing_ok=True)
 
 
-def write_image(path: str | Path, array: np.ndarray, palette: np.ndarray | None = None) -> None:
-    """Write a uint8 array as PNG/JPEG atomically; with ``palette`` a (H, W) array becomes a palette PNG."""
+def write_image(path: str | Path, array: np.ndarray) -> None:
+    """Write a uint8 array ((H, W) or (H, W, 3)) as an image atomically, in the format its suffix names."""
     image = Image.fromarray(np.ascontiguousarray(array))
-    if palette is not None:
-        image = image.convert("P") if image.mode != "L" else image
-        image.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
     path = Path(path)
     with atomic_path(path) as temporary:
         image.save(temporary, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
