@@ -119,19 +119,16 @@ def cmd_models(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
+    import torch
+
     from pixelseg.engine.benchmark import benchmark, format_rows
 
     height, width = _tile(args.size)
     rows = benchmark(args.models, height, width, args.num_classes, args.repeats, args.encoder, args.threads)
-    print(f"1x3x{height}x{width}, {torch_threads(args.threads)} CPU thread(s), median of {args.repeats} runs\n")
+    threads = args.threads or torch.get_num_threads()
+    print(f"1x3x{height}x{width}, {threads} CPU thread(s), median of {args.repeats} runs\n")
     print(format_rows(rows, height, width))
     return 0
-
-
-def torch_threads(requested: int | None) -> int:
-    import torch
-
-    return requested or torch.get_num_threads()
 
 
 def cmd_demo(args) -> int:

@@ -27,10 +27,9 @@ from pixelseg.models.registry import register_model
 
 
 def _atrous_encoder(encoder: str, in_channels: int, pretrained, output_stride: int) -> tuple[TimmEncoder, tuple]:
-    if output_stride not in (8, 16):
-        raise ConfigError(f"output_stride must be 8 or 16, got {output_stride}")
+    """The dilated encoder and the ASPP rates for its output stride (6, 12, 18 at 16; doubled at 8)."""
     rates = tuple(rate * 16 // output_stride for rate in (6, 12, 18))
-    return TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride), rates
+    return TimmEncoder.atrous(encoder, in_channels, pretrained, output_stride), rates
 
 
 @register_model("deeplabv3")

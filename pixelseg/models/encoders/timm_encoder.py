@@ -57,5 +57,13 @@ class TimmEncoder(nn.Module):
         self.channels: list[int] = list(self.model.feature_info.channels())
         self.reductions: list[int] = list(self.model.feature_info.reduction())
 
+    @classmethod
+    def atrous(cls, name: str, in_channels: int = 3, pretrained: bool | str | Path = False,
+               output_stride: int = 16) -> TimmEncoder:
+        """A dilated encoder for DeepLab / PSPNet: output stride 8 or 16 (last stages dilated instead of strided)."""
+        if output_stride not in (8, 16):
+            raise ConfigError(f"output_stride must be 8 or 16, got {output_stride}")
+        return cls(name, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride)
+
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.model(images)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from pixelseg.errors import ConfigError
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.encoders import TimmEncoder
 from pixelseg.models.pspnet.decoder import AuxiliaryHead, PSPHead
@@ -28,9 +27,7 @@ class PSPNet(SegmentationModel):
                  pretrained: bool | str | Path = False, output_stride: int = 8, bins: Sequence[int] = (1, 2, 3, 6),
                  aux_weight: float = 0.4) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ConfigError(f"output_stride must be 8 or 16, got {output_stride}")
-        self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride)
+        self.encoder = TimmEncoder.atrous(encoder, in_channels, pretrained, output_stride)
         channels = self.encoder.channels
         self.head = PSPHead(channels[-1], num_classes, bins)
         self.aux_weight = aux_weight

@@ -47,8 +47,6 @@ class UNet(SegmentationModel):
 class UNetOriginal(SegmentationModel):
     """The original U-Net, 64 -> 1024 channels, up-convolutions (Ronneberger et al., MICCAI 2015)."""
 
-    size_divisor = 16
-
     def __init__(self, num_classes: int, in_channels: int = 3, base_channels: int = 64, depth: int = 4,
                  batch_norm: bool = False) -> None:
         super().__init__()
