@@ -36,12 +36,44 @@ def test_train_eval_predict_through_the_cli(shapes_root, tmp_path):
     assert (tmp_path / "eval" / "examples.png").stat().st_size > 0
 
     inputs = shapes_root / "images" / "val"
-    predicted = pixelseg("predict", tmp_path / "run" / "model", inputs, "--out", tmp_path / "pred")
+    predicted = pixelseg("predict", inputs, "--model", tmp_path / "run" / "model", "--out", tmp_path / "pred")
     assert predicted.returncode == 0, predicted.stderr
     outputs = sorted(p.name for p in (tmp_path / "pred").iterdir())
     assert len(outputs) == 3 * 4
     labels = np.asarray(Image.open(tmp_path / "pred" / "val_0000_labels.png"))
     assert labels.shape == (48, 64) and labels.max() < 4
+
+    with_crf = pixelseg("eval", tmp_path / "run" / "model", "--crf", "--out", tmp_path / "eval_crf")
+    assert with_crf.returncode == 0, with_crf.stderr
+    assert "dense CRF" in with_crf.stdout
+    assert json.loads((tmp_path / "eval_crf" / "metrics.json").read_text())["crf"] is True
+    predicted = pixelseg("predict", inputs, "--model", tmp_path / "run" / "model", "--crf", "--out", tmp_path / "p2")
+    assert predicted.returncode == 0 and "dense CRF" in predicted.stdout, predicted.stderr
+
+
+def test_classical_methods_through_the_cli(shapes_root, tmp_path):
+    evaluated = pixelseg("eval", "--method", "kmeans", "--option", "clusters=4", "--data", shapes_root, "--out",
+                         tmp_path / "eval")
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["method"] == "kmeans" and metrics["options"] == {"clusters": 4} and "majority" in metrics[
+        "assignment"]
+    assert metrics["pixel_accuracy"] > 0.5
+
+    inputs = shapes_root / "images" / "val"
+    predicted = pixelseg("predict", inputs, "--method", "slic", "--option", "segments=300", "--out", tmp_path / "p")
+    assert predicted.returncode == 0, predicted.stderr
+    regions = np.asarray(Image.open(tmp_path / "p" / "val_0000_labels.png"))
+    assert regions.shape == (48, 64) and len(np.unique(regions)) > 20
+
+    grabcut = pixelseg("predict", inputs / "val_0000.png", "--method", "grabcut", "--option", "box=[5,5,60,44]",
+                       "--out", tmp_path / "g")
+    assert grabcut.returncode == 0, grabcut.stderr
+
+    bad = pixelseg("predict", inputs, "--method", "otsy", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "did you mean 'otsu'" in bad.stderr and "Traceback" not in bad.stderr
+    no_data = pixelseg("eval", "--method", "otsu")
+    assert no_data.returncode == 2 and "--data" in no_data.stderr
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):
@@ -56,7 +88,7 @@ def test_errors_are_one_line_without_traceback(tmp_path):
 
     bad_checkpoint = tmp_path / "bad.pt"
     bad_checkpoint.write_text("not a checkpoint")
-    result = pixelseg("predict", bad_checkpoint, tmp_path, "--out", tmp_path / "o")
+    result = pixelseg("predict", tmp_path, "--model", bad_checkpoint, "--out", tmp_path / "o")
     assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
 
 

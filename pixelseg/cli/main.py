@@ -10,6 +10,9 @@ from pathlib import Path
 
 from pixelseg.errors import PixelsegError
 
+METHOD_NAMES = ("otsu", "multi_otsu", "adaptive", "split_merge", "region_growing", "kmeans", "felzenszwalb", "slic",
+                "watershed", "grabcut")  # pixelseg.classical.METHODS, listed here to keep `--help` import-light
+
 
 def _tile(text: str | None) -> tuple[int, int] | None:
     if not text:
@@ -52,40 +55,107 @@ def _open_eval_dataset(args, model):
     return open_dataset(layout, root, split, **options)
 
 
+def _method_options(args) -> dict:
+    from pixelseg.engine.config import parse_override
+
+    options = {}
+    for text in args.option or []:
+        path, value = parse_override(text)
+        options[".".join(path)] = tuple(value) if isinstance(value, list) else value
+    return options
+
+
+def _crf(args):
+    from pixelseg.crf import DenseCRF
+
+    return DenseCRF(iterations=args.crf_iterations) if args.crf else None
+
+
+def _timed(function):
+    """``function`` wrapped to add its seconds per call to ``function.seconds``."""
+    import time
+
+    def wrapper(*arguments, **keywords):
+        started = time.perf_counter()
+        result = function(*arguments, **keywords)
+        wrapper.seconds.append(time.perf_counter() - started)
+        return result
+
+    wrapper.seconds = []
+    return wrapper
+
+
 def cmd_eval(args) -> int:
     import pixelseg
-    from pixelseg.data import require_clean
+    from pixelseg.data import open_dataset, require_clean
     from pixelseg.engine import evaluate
+    from pixelseg.engine.evaluate import evaluate_method
 
-    model = pixelseg.load(args.checkpoint)
-    dataset = _open_eval_dataset(args, model)
-    require_clean(dataset, progress=_progress(args))
-    if dataset.classes.num_classes != model.classes.num_classes:
-        raise PixelsegError(f"{args.checkpoint}: model has {model.classes.num_classes} classes, dataset "
-                            f"{dataset.root} has {dataset.classes.num_classes}")
-    result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
-                      progress=_progress(args), examples=args.examples)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{dataset.split}"
-    scale = args.scale or model.meta.get("inference_scale", 1.0)
-    paths = result.save(out, model.classes, {
-        "checkpoint": str(args.checkpoint), "dataset": dataset.name, "root": str(dataset.root),
-        "split": dataset.split, "images": len(dataset), "inference_scale": scale, "tile": args.tile})
-    print(f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
-          f"(network input scale {scale})\n")
+    if args.method:
+        if args.checkpoint or args.crf:
+            raise PixelsegError("--method scores a classical method: give no checkpoint and no --crf with it")
+        if not args.data:
+            raise PixelsegError("--method needs --data PATH (the dataset to score it on)")
+        dataset = open_dataset(args.layout or "auto", args.data, args.split or "val")
+        require_clean(dataset, progress=_progress(args))
+        result = evaluate_method(args.method, dataset, _method_options(args), progress=_progress(args),
+                                 examples=args.examples)
+        source, classes = {"method": args.method, "options": _method_options(args),
+                           "assignment": "each region takes its majority ground-truth class"}, dataset.classes
+        out = Path(args.out) if args.out else Path("runs") / f"eval_{args.method}_{dataset.name}_{dataset.split}"
+        header = (f"{dataset.name} {dataset.split}: {len(dataset)} images, method {args.method} (each region scored "
+                  f"as the ground-truth class most of its pixels have)")
+    else:
+        if not args.checkpoint:
+            raise PixelsegError("give a checkpoint (or model folder) to evaluate, or --method NAME")
+        model = pixelseg.load(args.checkpoint)
+        dataset = _open_eval_dataset(args, model)
+        require_clean(dataset, progress=_progress(args))
+        if dataset.classes.num_classes != model.classes.num_classes:
+            raise PixelsegError(f"{args.checkpoint}: model has {model.classes.num_classes} classes, dataset "
+                                f"{dataset.root} has {dataset.classes.num_classes}")
+        result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
+                          progress=_progress(args), examples=args.examples, crf=_crf(args))
+        scale = args.scale or model.meta.get("inference_scale", 1.0)
+        source, classes = {"checkpoint": str(args.checkpoint), "inference_scale": scale, "tile": args.tile,
+                           "crf": bool(args.crf)}, model.classes
+        suffix = "_crf" if args.crf else ""
+        out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{dataset.split}{suffix}"
+        header = (f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
+                  f"(network input scale {scale}{', dense CRF' if args.crf else ''})")
+    paths = result.save(out, classes, {**source, "dataset": dataset.name, "root": str(dataset.root),
+                                       "split": dataset.split, "images": len(dataset)})
+    print(header + "\n")
     print(result.table())
     print("\n" + "\n".join(f"{name}: {path}" for name, path in paths.items()))
     return 0
 
 
 def cmd_predict(args) -> int:
-    import pixelseg
-    from pixelseg.engine import predict_files
+    import functools
 
-    model = pixelseg.load(args.checkpoint)
-    summary = predict_files(model, args.inputs, args.out, scale=args.scale, tile=_tile(args.tile),
-                            overlap=args.overlap, alpha=args.alpha, progress=_progress(args))
+    import pixelseg
+    from pixelseg.engine import predict_files, predict_image
+    from pixelseg.engine.inference import predict_regions
+
+    if args.method:
+        if args.model or args.crf:
+            raise PixelsegError("--method segments without a model: give no --model and no --crf with it")
+        from pixelseg.classical import get_method
+
+        get_method(args.method)  # an unknown name fails before any image is read
+        predictor = functools.partial(predict_regions, args.method, **_method_options(args))
+        what = f"method {args.method}"
+    else:
+        model = pixelseg.load(args.model or "camvid")
+        predictor = functools.partial(predict_image, model, scale=args.scale, tile=_tile(args.tile),
+                                      overlap=args.overlap, crf=_crf(args))
+        what = f"model {args.model or 'camvid (shipped)'}{' + dense CRF' if args.crf else ''}"
+    predictor = _timed(predictor)
+    summary = predict_files(predictor, args.inputs, args.out, alpha=args.alpha, progress=_progress(args))
     images = len(summary.written) // 3
-    print(f"{images} image(s) predicted into {Path(args.out).resolve()} "
+    per_image = f", {sum(predictor.seconds) / len(predictor.seconds):.2f} s per image" if predictor.seconds else ""
+    print(f"{images} image(s) predicted by {what} into {Path(args.out).resolve()}{per_image} "
           f"(<stem>_labels.png index map, <stem>_color.png, <stem>_overlay.png)")
     for failure in summary.failed:
         print(f"skipped: {failure}", file=sys.stderr)
@@ -158,8 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--tile", help="sliding-window tile HEIGHT,WIDTH for large images")
         sub.add_argument("--overlap", type=float, default=0.33, help="sliding-window overlap (0..1)")
 
-    evaluate = commands.add_parser("eval", help="evaluate a checkpoint at full resolution")
-    evaluate.add_argument("checkpoint", help="best.pt / last.pt or a model folder")
+    def method_options(sub):
+        sub.add_argument("--method", help="a classical method instead of a model: " + ", ".join(METHOD_NAMES))
+        sub.add_argument("--option", action="append", metavar="KEY=VALUE",
+                         help="an option of the method, e.g. segments=300 or box=[10,10,200,150]")
+        sub.add_argument("--crf", action="store_true", help="refine the model's output with a dense CRF")
+        sub.add_argument("--crf-iterations", type=int, default=5, help="mean-field iterations of the dense CRF")
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint (or a classical method) at full resolution")
+    evaluate.add_argument("checkpoint", nargs="?", help="best.pt / last.pt or a model folder")
     evaluate.add_argument("--data", help="dataset root (default: the one the model was trained on)")
     evaluate.add_argument("--layout", help="dataset layout (default: detected)")
     evaluate.add_argument("--split", help="split to evaluate (default: the validation split)")
@@ -167,14 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--examples", type=int, default=4,
                           help="images shown as image / truth / prediction in examples.png (0: none)")
     inference_options(evaluate)
+    method_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
     predict = commands.add_parser("predict", help="predict images, folders or globs")
-    predict.add_argument("checkpoint", help="best.pt / last.pt or a model folder")
     predict.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
-    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--model", help="checkpoint, model folder or shipped model name (default: camvid)")
+    predict.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     predict.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
     inference_options(predict)
+    method_options(predict)
     predict.set_defaults(func=cmd_predict)
 
     data = commands.add_parser("data", help="dataset tools")

@@ -71,6 +71,7 @@ class TrainConfig:
     out_dir: str = "runs/run"
     steps_per_epoch: int | None = None  # cap on optimizer steps per epoch (quick runs)
     threads: int | None = None  # CPU threads for torch (default: all cores)
+    init_from: str | None = None  # start from these weights (model dir or checkpoint of the same architecture)
 
 
 @dataclass

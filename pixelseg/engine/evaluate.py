@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pixelseg.crf import DenseCRF
 from pixelseg.data.classes import ClassInfo
 from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import evaluation_transform
@@ -72,12 +73,17 @@ def _json_safe(value):
     return value
 
 
+def _example_indices(length: int, examples: int) -> set[int]:
+    return set(np.linspace(0, length - 1, examples).round().astype(int).tolist()) if examples and length else set()
+
+
 def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: float | None = None,
              tile: tuple[int, int] | None = None, overlap: float = 0.33, progress: bool = True,
-             workers: int = 0, examples: int = 0) -> Evaluation:
+             workers: int = 0, examples: int = 0, crf: DenseCRF | None = None) -> Evaluation:
     """Predict every image of ``dataset`` at full resolution and score it against its mask.
 
     ``examples``: keep (image, truth, prediction) for that many images, spread over the dataset, for a picture.
+    ``crf``: refine each image's probabilities with a dense CRF before scoring.
     """
     model.eval()
     device = model_device(model)
@@ -86,14 +92,50 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
     dataset.transform = evaluation_transform(model.meta["mean"], model.meta["std"])
     confusion = ConfusionMatrix(model.classes.num_classes, device=device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=workers)
-    keep = set(np.linspace(0, len(dataset) - 1, examples).round().astype(int).tolist()) if examples else set()
+    keep = _example_indices(len(dataset), examples)
     kept = []
     try:
         for index, (image, mask) in enumerate(progress_bar(loader, progress, desc="evaluating")):
-            predicted = predict_logits(model, image.to(device), scale, tile, overlap).argmax(dim=1)
+            logits = predict_logits(model, image.to(device), scale, tile, overlap)
+            if crf is not None:
+                logits = crf(dataset.read_image(index), logits[0].softmax(0)).unsqueeze(0)
+            predicted = logits.argmax(dim=1)
             confusion.update(predicted, mask.to(device))
             if index in keep:
                 kept.append((dataset.read_image(index), mask[0].numpy(), predicted[0].cpu().numpy()))
     finally:
         dataset.transform = previous
     return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), model.classes.names, kept)
+
+
+def assign_regions(regions: np.ndarray, truth: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
+    """Each region takes the class most of its labelled pixels have in ``truth`` (regions with none: class 0)."""
+    valid = truth != ignore_index
+    count = int(regions.max()) + 1
+    votes = np.zeros((count, num_classes), np.int64)
+    np.add.at(votes, (regions[valid], truth[valid].astype(np.int64)), 1)
+    return votes.argmax(1)[regions]
+
+
+def evaluate_method(method: str, dataset: SegmentationDataset, options: dict | None = None, progress: bool = True,
+                    examples: int = 0) -> Evaluation:
+    """Score a classical method (:mod:`pixelseg.classical`) on ``dataset``.
+
+    Its regions are not classes: each region of each image takes the ground-truth class that most of its pixels
+    have (a many-to-one oracle assignment). That is the standard way to score unsupervised segmentations and an
+    upper bound on what the regions allow; the more regions a method makes, the more it favours it.
+    """
+    from pixelseg.classical import segment
+
+    classes = dataset.classes
+    confusion = ConfusionMatrix(classes.num_classes)
+    keep = _example_indices(len(dataset), examples)
+    kept = []
+    for index in progress_bar(range(len(dataset)), progress, desc=f"evaluating {method}"):
+        image, truth = dataset.read(index)
+        predicted = assign_regions(segment(method, image, **(options or {})), truth, classes.num_classes,
+                                   classes.ignore_index)
+        confusion.update(torch.from_numpy(predicted), torch.from_numpy(truth.astype(np.int64)))
+        if index in keep:
+            kept.append((image, truth, predicted))
+    return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), classes.names, kept)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pixelseg.crf import DenseCRF
+from pixelseg.data.classes import ClassInfo
 from pixelseg.io import read_image
 from pixelseg.models.base import SegmentationModel
 from pixelseg.visualize import colorize, overlay
@@ -73,17 +75,27 @@ def predict_logits(model: SegmentationModel, images: torch.Tensor, scale: float 
 
 @dataclass
 class Prediction:
-    """A class map (H, W) and class probabilities (C, H, W) for one image."""
+    """A class (or region) map (H, W) for one image, with class probabilities (C, H, W) where a model gave them."""
 
     labels: np.ndarray
-    probabilities: np.ndarray
-    model: SegmentationModel
+    probabilities: np.ndarray | None
+    classes: ClassInfo
 
     def colorize(self) -> np.ndarray:
-        return colorize(self.labels, self.model.classes)
+        return colorize(self.labels, self.classes)
 
     def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-        return overlay(image, self.labels, self.model.classes, alpha)
+        return overlay(image, self.labels, self.classes, alpha)
+
+
+def predict_regions(method: str, image, **options) -> Prediction:
+    """Regions of one image by a classical method (:mod:`pixelseg.classical`), as a Prediction without
+    probabilities; the regions are numbered, not classes."""
+    from pixelseg.classical import segment
+
+    labels = segment(method, as_rgb_array(image), **options)
+    count = int(labels.max()) + 1 if labels.size else 1
+    return Prediction(labels, None, ClassInfo.numbered(min(count, 256)))
 
 
 def as_rgb_array(image) -> np.ndarray:
@@ -100,10 +112,11 @@ def as_rgb_array(image) -> np.ndarray:
 
 
 def predict_image(model: SegmentationModel, image, scale: float | None = None, tile: tuple[int, int] | None = None,
-                  overlap: float = 0.33) -> Prediction:
+                  overlap: float = 0.33, crf: DenseCRF | None = None) -> Prediction:
     """Predict one image (a path, PIL image or RGB array) at its full resolution.
 
-    ``scale`` defaults to the scale the model was trained at (``model.meta["inference_scale"]``).
+    ``scale`` defaults to the scale the model was trained at (``model.meta["inference_scale"]``); ``crf`` refines
+    the probabilities with the image's colours (dense CRF).
     """
     array = as_rgb_array(image)
     model.eval()
@@ -111,5 +124,7 @@ def predict_image(model: SegmentationModel, image, scale: float | None = None, t
     tensor = normalise(array, model.meta["mean"], model.meta["std"]).to(model_device(model))
     logits = predict_logits(model, tensor, scale, tile, overlap)
     probabilities = logits.softmax(dim=1)[0]
+    if crf is not None:
+        probabilities = crf(array, probabilities)
     labels = probabilities.argmax(dim=0).to(torch.uint8 if probabilities.shape[0] <= 256 else torch.int64)
-    return Prediction(labels.cpu().numpy(), probabilities.cpu().numpy(), model)
+    return Prediction(labels.cpu().numpy(), probabilities.cpu().numpy(), model.classes)

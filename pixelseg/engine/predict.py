@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import glob
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelseg.engine.inference import predict_image
+import numpy as np
+
+from pixelseg.engine.inference import Prediction, predict_image
 from pixelseg.errors import DataError
 from pixelseg.io import IMAGE_EXTENSIONS, list_images, read_image, write_image
 from pixelseg.models.base import SegmentationModel
@@ -44,10 +48,18 @@ def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
             "overlay": out_dir / f"{image.stem}_overlay.png"}
 
 
-def predict_files(model: SegmentationModel, inputs: list[str | Path], out_dir: str | Path, scale: float | None = None,
-                  tile: tuple[int, int] | None = None, overlap: float = 0.33, alpha: float = 0.5,
-                  progress: bool = True) -> PredictSummary:
-    """Predict every input image; a file that cannot be read is reported and skipped."""
+def label_image(labels: np.ndarray) -> np.ndarray:
+    """Labels as a PNG-writable array: 8-bit, or 16-bit where there are more than 256 regions."""
+    return labels.astype(np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16)
+
+
+def predict_files(predictor: SegmentationModel | Callable[[np.ndarray], Prediction], inputs: list[str | Path],
+                  out_dir: str | Path, alpha: float = 0.5, progress: bool = True) -> PredictSummary:
+    """Predict every input image with a model (default options) or ``predictor``, any function from an RGB array
+    to a :class:`Prediction` (a model with options, a classical method); a file that cannot be read is reported
+    and skipped."""
+    if isinstance(predictor, SegmentationModel):
+        predictor = functools.partial(predict_image, predictor)
     out_dir = Path(out_dir).expanduser().resolve()
     images = expand_inputs(inputs)
     planned = {image: output_paths(image, out_dir) for image in images}
@@ -68,9 +80,9 @@ def predict_files(model: SegmentationModel, inputs: list[str | Path], out_dir: s
         except DataError as error:
             summary.failed.append(str(error))
             continue
-        prediction = predict_image(model, image, scale=scale, tile=tile, overlap=overlap)
+        prediction = predictor(image)
         outputs = planned[image_path]
-        write_image(outputs["labels"], prediction.labels)
+        write_image(outputs["labels"], label_image(prediction.labels))
         write_image(outputs["color"], prediction.colorize())
         write_image(outputs["overlay"], prediction.overlay(image, alpha))
         summary.written += list(outputs.values())

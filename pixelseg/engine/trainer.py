@@ -184,6 +184,8 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
         "data": {"layout": train_set.name, "root": str(Path(train_set.root).resolve()), "options": config.data.options,
                  "val_split": config.data.val_split},
     })
+    if config.train.init_from and not resume:
+        initialise_from(model, Path(config.train.init_from))
     model.to(device)
     loss_fn = build_loss({"ce": config.loss.ce, "focal": config.loss.focal, "dice": config.loss.dice},
                          class_weights(config, report.class_pixels), classes.ignore_index,
@@ -262,6 +264,19 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     save_model(build_from_config(best["model_config"], best["model_meta"], best["model"], out_dir / "best.pt"),
                out_dir / "model")
     return out_dir
+
+
+def initialise_from(model: torch.nn.Module, source: Path) -> None:
+    """Copy the weights of a saved model or checkpoint of the same architecture into ``model`` (fine-tuning)."""
+    from pixelseg.models import load
+
+    try:
+        trained = load(source)
+    except CheckpointError as error:
+        raise ConfigError(f"train.init_from: {error}") from None
+    if trained.config != model.config:
+        raise ConfigError(f"train.init_from: {source} holds {trained.config}, the config builds {model.config}")
+    model.load_state_dict(trained.state_dict())
 
 
 def check_output_dir(out_dir: Path) -> None:

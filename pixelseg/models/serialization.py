@@ -14,15 +14,23 @@ from pixelseg.models.registry import create
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
+"""Models that ship with the package, loadable by name: ``pixelseg.load("camvid")`` (see docs/models/)."""
 
 
-def save_model(model: SegmentationModel, directory: str | Path) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory``; :func:`load` rebuilds the model."""
+def save_model(model: SegmentationModel, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory``; :func:`load` rebuilds the model.
+
+    ``dtype`` (for example ``torch.float16``) stores the floating-point weights at that precision, half the size;
+    :func:`load` gives them back as float32.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(directory / WEIGHTS_FILE) as temporary:
         save_file(state, str(temporary))
     write_text(directory / CONFIG_FILE, json.dumps({"model": model.config, "meta": model.meta}, indent=2))
@@ -49,8 +57,11 @@ def build_from_config(model_config: dict, meta: dict | None, state: dict, source
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
-    """A ready model (eval mode) from a model directory or a training checkpoint (``best.pt``, ``last.pt``)."""
+    """A ready model (eval mode) from a model directory, a training checkpoint (``best.pt``, ``last.pt``) or the
+    name of a shipped model (``"camvid"``)."""
     path = Path(path).expanduser()
+    if not path.exists() and len(path.parts) == 1 and (SHIPPED_DIR / path.name).is_dir():
+        path = SHIPPED_DIR / path.name
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
             raise CheckpointError(f"{path}: a model directory needs {CONFIG_FILE} and {WEIGHTS_FILE}")

@@ -1,0 +1,130 @@
+"""Fully connected CRF with Gaussian edge potentials (Krähenbühl & Koltun, "Efficient Inference in Fully
+Connected CRFs with Gaussian Edge Potentials", NIPS 2011).
+
+Every pair of pixels is connected. The pairwise energy is a weighted sum of two Gaussian kernels times a label
+compatibility: an appearance (bilateral) kernel over position and colour, which makes pixels of similar colour
+nearby take the same label, and a smoothness kernel over position alone. Mean-field inference needs one
+high-dimensional Gaussian filter per kernel and iteration, done on the permutohedral lattice
+(:mod:`pixelseg.crf.permutohedral`), so 5 iterations on a 360x480 image take a fraction of a second.
+
+Faithful to the paper and its reference code: the same kernels and symmetric normalisation, Potts or a full
+compatibility matrix, the same parallel mean-field update. Defaults are the reference code's example settings
+(smoothness sxy 3, weight 3; appearance sxy 80, srgb 13, weight 10; 5 iterations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pixelseg.crf.permutohedral import PermutohedralLattice
+
+
+class GaussianKernel:
+    """k(f_i, f_j) = exp(-|f_i - f_j|^2 / 2) over ``features`` (N, d), symmetrically normalised."""
+
+    def __init__(self, features: torch.Tensor) -> None:
+        self.lattice = PermutohedralLattice(features)
+        ones = torch.ones(1, features.shape[0], device=features.device)
+        self.norm = 1.0 / torch.sqrt(self.lattice.filter(ones) + 1e-20)  # (1, N)
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (C, N) filtered by the kernel."""
+        norm = self.norm.to(values.dtype)
+        return norm * self.lattice.filter(values * norm)
+
+
+def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H*W, 2) pixel positions (x, y) in row-major order."""
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    return torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)
+
+
+def smoothness_features(height: int, width: int, sxy: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    return pixel_grid(height, width, device) / sxy
+
+
+def appearance_features(image: torch.Tensor, sxy: float, srgb: float) -> torch.Tensor:
+    """(H*W, 5) features (x/sxy, y/sxy, r/srgb, g/srgb, b/srgb) of an (H, W, 3) image in 0..255."""
+    height, width = image.shape[:2]
+    colour = image.reshape(-1, image.shape[2]).float() / srgb
+    return torch.cat([pixel_grid(height, width, image.device) / sxy, colour], 1)
+
+
+def pairwise_message(q: torch.Tensor, kernels: list, compatibilities: list) -> torch.Tensor:
+    """sum_k mu_k (k_k * Q): each kernel's filtering of Q (C, N) times its compatibility, a (C, C) energy matrix
+    or a number w for Potts (-w on the diagonal: a reward for equal labels)."""
+    message = 0
+    for kernel, mu in zip(kernels, compatibilities, strict=True):
+        filtered = kernel(q)
+        message = message + (-mu * filtered if isinstance(mu, float | int) else mu @ filtered)
+    return message
+
+
+def mean_field(unary: torch.Tensor, kernels: list, compatibilities: list, iterations: int) -> torch.Tensor:
+    """Parallel mean-field updates; ``unary`` (C, N) energies, returns Q (C, N), each column a distribution.
+
+    Q <- softmax(-unary - sum_k mu_k (k_k * Q)), the update of Krähenbühl & Koltun's Algorithm 1.
+    """
+    q = torch.softmax(-unary, 0)
+    for _ in range(iterations):
+        q = torch.softmax(-unary - pairwise_message(q, kernels, compatibilities), 0)
+    return q
+
+
+def mean_field_energy(unary: torch.Tensor, q: torch.Tensor, kernels: list, compatibilities: list) -> float:
+    """The mean-field free energy KL(Q || P) up to a constant: expected unary + half the expected pairwise
+    (each pair counted once) - entropy of Q."""
+    pairwise = (pairwise_message(q, kernels, compatibilities) * q).sum()
+    entropy = -(q * torch.log(q.clamp_min(1e-30))).sum()
+    return float((unary * q).sum() + 0.5 * pairwise - entropy)
+
+
+@dataclass
+class DenseCRF:
+    """Dense CRF post-processing of a model's probabilities with an image's colours.
+
+    >>> refined = DenseCRF()(image_uint8_hwc, probabilities_chw)   # (C, H, W), each pixel a distribution
+    """
+
+    iterations: int = 5
+    smoothness_sxy: float = 3.0
+    smoothness_weight: float = 3.0
+    appearance_sxy: float = 80.0
+    appearance_srgb: float = 13.0
+    appearance_weight: float = 10.0
+    clip: float = 1e-5  # probabilities below this are raised to it before -log (as the reference code does)
+
+    def setup(self, image: torch.Tensor) -> tuple[list, list]:
+        """Kernels and compatibilities for one (H, W, 3) image."""
+        height, width = image.shape[:2]
+        kernels = [GaussianKernel(smoothness_features(height, width, self.smoothness_sxy, image.device)),
+                   GaussianKernel(appearance_features(image, self.appearance_sxy, self.appearance_srgb))]
+        compatibilities = [float(self.smoothness_weight), float(self.appearance_weight)]  # Potts
+        return kernels, compatibilities
+
+    def unary(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """(C, N) unary energies -log(p) from (C, H, W) probabilities."""
+        return -torch.log(probabilities.float().clamp(self.clip, 1.0)).reshape(probabilities.shape[0], -1)
+
+    def __call__(self, image: np.ndarray | torch.Tensor, probabilities: torch.Tensor | np.ndarray) -> torch.Tensor:
+        probabilities = torch.as_tensor(probabilities)
+        image = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
+        image = image.to(probabilities.device)
+        check_inputs(image, probabilities)
+        num_classes, height, width = probabilities.shape
+        kernels, compatibilities = self.setup(image)
+        q = mean_field(self.unary(probabilities), kernels, compatibilities, self.iterations)
+        return q.reshape(num_classes, height, width)
+
+
+def check_inputs(image: torch.Tensor, probabilities: torch.Tensor) -> None:
+    if probabilities.ndim != 3:
+        raise ValueError(f"probabilities must be (C, H, W), got shape {tuple(probabilities.shape)}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got shape {tuple(image.shape)}")
+    if tuple(image.shape[:2]) != tuple(probabilities.shape[1:]):
+        raise ValueError(f"image is {tuple(image.shape[:2])} but probabilities are {tuple(probabilities.shape[1:])}")

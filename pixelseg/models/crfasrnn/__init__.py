@@ -1,0 +1,3 @@
+from pixelseg.models.crfasrnn.model import CRFasRNNModel
+
+__all__ = ["CRFasRNNModel"]

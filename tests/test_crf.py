@@ -1,0 +1,140 @@
+"""Dense CRF, permutohedral lattice, CRF-as-RNN and grid CRF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pixelseg.crf import DenseCRF, PermutohedralLattice, mean_field, mean_field_energy
+from pixelseg.crf.dense import GaussianKernel, appearance_features, smoothness_features
+from pixelseg.crf.grid import grid_crf_graphcut, grid_crf_mean_field
+from pixelseg.io import read_image
+from tests.conftest import requires_shared
+
+
+def noisy_scene(seed: int = 0, height: int = 60, width: int = 80):
+    """An image of two colours, the truth, and probabilities that are right 75 % of the time per pixel."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros((height, width), np.int64)
+    truth[15:45, 20:60] = 1
+    image = np.where(truth[..., None] == 1, [200, 60, 40], [40, 90, 200]).astype(np.uint8)
+    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+    correct = rng.random(truth.shape) < 0.75
+    confidence = rng.uniform(0.55, 0.7, truth.shape)
+    p1 = np.where(correct == (truth == 1), confidence, 1 - confidence)
+    return image, truth, np.stack([1 - p1, p1]).astype(np.float32)
+
+
+def test_lattice_filter_approximates_the_exact_gaussian():
+    rng = np.random.default_rng(0)
+    features = torch.from_numpy(rng.uniform(0, 4, (400, 3)).astype(np.float32))
+    values = torch.from_numpy(rng.random((2, 400)).astype(np.float32))
+    exact = values @ torch.exp(-0.5 * torch.cdist(features, features) ** 2).T
+    approximate = PermutohedralLattice(features).filter(values)
+    # The lattice blurs with a slightly different kernel shape; up to a scale the two must agree closely.
+    scale = (approximate * exact).sum() / (approximate * approximate).sum()
+    relative = ((scale * approximate - exact).norm() / exact.norm()).item()
+    assert relative < 0.1, relative
+
+
+def test_dense_crf_cleans_noisy_probabilities():
+    image, truth, probabilities = noisy_scene()
+    before = (probabilities.argmax(0) == truth).mean()
+    refined = DenseCRF()(image, torch.from_numpy(probabilities))
+    after = (refined.argmax(0).numpy() == truth).mean()
+    assert before < 0.8 and after > 0.97, (before, after)
+    assert torch.allclose(refined.sum(0), torch.ones(truth.shape), atol=1e-4)
+
+
+def test_dense_crf_rejects_mismatched_inputs():
+    image, _, probabilities = noisy_scene()
+    with pytest.raises(ValueError, match="image is"):
+        DenseCRF()(image[:-1], torch.from_numpy(probabilities))
+
+
+@pytest.mark.realdata
+def test_dense_crf_agrees_with_pydensecrf_and_energy_falls_on_camvid():
+    pydensecrf = pytest.importorskip("pydensecrf.densecrf")
+    from pydensecrf.utils import unary_from_softmax
+
+    files = sorted((requires_shared("camvid") / "val").glob("*.png"))[:2]
+    for number, path in enumerate(files):
+        image = read_image(path)
+        height, width = image.shape[:2]
+        # Probabilities as a weak model gives them: smoothed noisy per-colour class scores, 11 classes.
+        generator = torch.Generator().manual_seed(number)
+        logits = torch.nn.functional.avg_pool2d(torch.randn(1, 11, height, width, generator=generator), 9, 1, 4)[0]
+        logits += torch.from_numpy(image[..., :1].astype(np.float32)).permute(2, 0, 1) / 64 * torch.arange(11).view(
+            11, 1, 1) / 11
+        probabilities = torch.softmax(3 * logits, 0).numpy().astype(np.float32)
+
+        reference = pydensecrf.DenseCRF2D(width, height, 11)
+        reference.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probabilities)))
+        reference.addPairwiseGaussian(sxy=3, compat=3)
+        reference.addPairwiseBilateral(sxy=80, srgb=13, rgbim=np.ascontiguousarray(image), compat=10)
+        expected = np.array(reference.inference(5)).reshape(11, height, width).argmax(0)
+
+        crf = DenseCRF()
+        ours = crf(image, torch.from_numpy(probabilities)).argmax(0).numpy()
+        agreement = (ours == expected).mean()
+        assert agreement >= 0.99, agreement
+        assert (expected != probabilities.argmax(0)).mean() > 0.01  # the CRF changed something worth agreeing on
+
+        kernels, compatibilities = crf.setup(torch.from_numpy(image))
+        unary = crf.unary(torch.from_numpy(probabilities))
+        energies = [mean_field_energy(unary, mean_field(unary, kernels, compatibilities, steps), kernels,
+                                      compatibilities) for steps in range(6)]
+        assert all(b < a for a, b in zip(energies, energies[1:], strict=False)), energies
+
+
+def test_kernel_normalisation_is_symmetric_and_runs_on_every_feature_set():
+    image, _, _ = noisy_scene(height=20, width=30)
+    for features in (smoothness_features(20, 30, 3.0), appearance_features(torch.from_numpy(image), 80, 13)):
+        kernel = GaussianKernel(features)
+        ones = torch.ones(1, features.shape[0])
+        # A symmetric normalisation makes the filtered ones close to 1 on a uniform region.
+        assert 0.5 < float(kernel(ones).median()) < 1.5
+
+
+def test_crf_as_rnn_learns_end_to_end():
+    from pixelseg.models import create
+
+    torch.manual_seed(0)
+    model = create("crfasrnn", num_classes=2, base="unet", encoder="resnet18", decoder_channels=[16, 8, 8, 8, 8])
+    image, truth, _ = noisy_scene(height=33, width=45)
+    images = ((torch.from_numpy(image).permute(2, 0, 1).float() / 255 - 0.45) / 0.225).unsqueeze(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    start = model.crf.compatibility.detach().clone()
+    losses = []
+    model.train()
+    for _ in range(6):
+        logits = model(images)
+        assert logits.shape == (1, 2, 33, 45)
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(truth).unsqueeze(0))
+        optimizer.zero_grad()
+        loss.backward()
+        assert model.crf.appearance_weights.grad.abs().sum() > 0
+        assert model.base.encoder.model.conv1.weight.grad.abs().sum() > 0
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert not torch.equal(start, model.crf.compatibility)
+
+
+def test_grid_crf_graph_cut_and_mean_field_remove_noise():
+    _, truth, probabilities = noisy_scene()
+    before = (probabilities.argmax(0) == truth).mean()
+    for connectivity in (4, 8):
+        cut = grid_crf_graphcut(probabilities, weight=1.0, connectivity=connectivity)
+        field = grid_crf_mean_field(torch.from_numpy(probabilities), weight=1.0, connectivity=connectivity)
+        assert (cut == truth).mean() > before + 0.1
+        assert (field.argmax(0).numpy() == truth).mean() > before + 0.1
+    # Three classes (alpha-expansion): each pixel favours its true class 75 % of the time, else a wrong one.
+    rng = np.random.default_rng(1)
+    truth3 = truth.copy()
+    truth3[:, 65:] = 2
+    favoured = np.where(rng.random(truth3.shape) < 0.75, truth3, (truth3 + rng.integers(1, 3, truth3.shape)) % 3)
+    three = np.full((3, *truth3.shape), 0.2, np.float32)
+    np.put_along_axis(three, favoured[None], 0.6, 0)
+    assert (grid_crf_graphcut(three, weight=1.0) == truth3).mean() > 0.95
