@@ -107,3 +107,30 @@ def test_segment_reports_bad_names_and_options():
         classical.segment("otsy", image)
     with pytest.raises(ConfigError, match="slic"):
         classical.segment("slic", image, segmnts=5)
+
+
+def test_evaluation_maps_levels_once_per_dataset_and_regions_per_image(tmp_path):
+    from pixelseg.data import open_dataset
+    from pixelseg.engine.evaluate import best_level_mapping, evaluate_method
+
+    # Levels 0..2 against 2 classes: the best-mIoU map sends level 0 to class 1 and levels 1, 2 to class 0.
+    counts = np.array([[5, 90], [300, 10], [200, 5]])
+    assert best_level_mapping(counts).tolist() == [1, 0, 0]
+
+    # Dark squares on a bright background, class 1 = square: Otsu's level 0 (dark) must become class 1.
+    from PIL import Image
+
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "masks" / split).mkdir(parents=True)
+    for number in range(3):
+        image, truth = squares(noise=3, seed=number)
+        dark = 255 - image
+        Image.fromarray(dark).save(tmp_path / "images" / "val" / f"{number}.png")
+        Image.fromarray((truth > 0).astype(np.uint8)).save(tmp_path / "masks" / "val" / f"{number}.png")
+    dataset = open_dataset("folder", tmp_path, "val", num_classes=2)
+    result = evaluate_method("otsu", dataset, progress=False, examples=1)
+    assert result.metrics["pixel_accuracy"] > 0.99 and "[1, 0]" in result.metrics["assignment"]
+    assert result.examples[0][2].max() == 1
+    regions = evaluate_method("slic", dataset, {"segments": 40}, progress=False)
+    assert "per image" in regions.metrics["assignment"] and regions.metrics["regions_per_image"] > 10

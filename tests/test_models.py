@@ -25,6 +25,9 @@ SMALL = {
     "fcdensenet56": {},
     "fcdensenet67": {},
     "fcdensenet103": {},
+    "segformer": {"variant": "b0"},
+    "upernet": {"encoder": "resnet18", "channels": 32},
+    "crfasrnn": {"base": "unet", "encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]},
 }
 
 
@@ -64,10 +67,33 @@ def test_deeplab_output_stride_and_rates():
     ("segnet", {"num_classes": 11}, 29.5e6),  # Badrinarayanan et al.: 29.5M
     ("fcdensenet103", {"num_classes": 11}, 9.4e6),  # Jégou et al., Table 2: 9.4M
     ("unet_original", {"num_classes": 2, "in_channels": 1}, 31.0e6),  # the widely quoted 31.0M (ISBI setting)
+    # Xie et al. (SegFormer), Table 1, ADE20K (150 classes): B1 13.7M, B2 27.5M, B3 47.3M, B4 64.1M, B5 84.7M
+    *[("segformer", {"num_classes": 150, "variant": v}, n) for v, n in
+      (("b1", 13.7e6), ("b2", 27.5e6), ("b3", 47.3e6), ("b4", 64.1e6), ("b5", 84.7e6))],
+    ("upernet", {"num_classes": 150}, 60e6),  # Liu et al. (ConvNeXt), Table 3: ConvNeXt-T UPerNet 60M
 ])
 def test_parameter_counts_match_the_published_figures(name, kwargs, published):
     count = sum(p.numel() for p in create(name, **kwargs).parameters())
     assert abs(count - published) / published < 0.01
+
+
+def test_segformer_b0_parameters_round_to_the_published_figure():
+    # Table 1 gives 3.8M for B0, a figure rounded to 0.1M; 1 % of it is finer than that rounding.
+    count = sum(p.numel() for p in create("segformer", num_classes=150, variant="b0").parameters())
+    assert round(count / 1e6, 1) == 3.8
+
+
+def test_segformer_rejects_unknown_variants_and_hub_weights(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'b2'"):
+        create("segformer", num_classes=2, variant="b22")
+    with pytest.raises(ConfigError, match="pretrained=PATH"):
+        create("segformer", num_classes=2, pretrained=True)
+    encoder = create("segformer", num_classes=2).encoder
+    torch.save(encoder.state_dict(), tmp_path / "mit_b0.pt")
+    loaded = create("segformer", num_classes=2, pretrained=str(tmp_path / "mit_b0.pt"))
+    assert torch.equal(loaded.encoder.patch_embeds[0].proj.weight, encoder.patch_embeds[0].proj.weight)
+    with pytest.raises(CheckpointError, match="not loadable"):
+        create("segformer", num_classes=2, variant="b1", pretrained=str(tmp_path / "mit_b0.pt"))
 
 
 def test_fcn_upsampling_starts_bilinear():
@@ -132,16 +158,30 @@ def test_pretrained_true_without_network_is_a_clear_error(monkeypatch):
         create("unet", num_classes=2, encoder="resnet18", pretrained=True)
 
 
-def test_save_and_load_round_trip(tmp_path):
-    model = create("deeplabv3plus", num_classes=4, **SMALL["deeplabv3plus"]).eval()
+@pytest.mark.parametrize("name", sorted(set(SMALL) - {"fcn8s", "segnet"}))  # the two 30M+ VGG models: slow
+def test_save_and_load_round_trip(tmp_path, name):
+    model = create(name, num_classes=4, **SMALL[name]).eval()
     model.meta["inference_scale"] = 0.5
     save_model(model, tmp_path / "model")
-    assert json.loads((tmp_path / "model" / "config.json").read_text())["model"]["name"] == "deeplabv3plus"
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["model"]["name"] == name
     loaded = pixelseg.load(tmp_path / "model")
     images = torch.randn(1, 3, 40, 56)
     with torch.no_grad():
         assert torch.equal(model(images), loaded(images))
     assert loaded.meta["inference_scale"] == 0.5
+
+
+def test_half_precision_weights_load_as_float32(tmp_path):
+    model = create("unet", num_classes=3, **SMALL["unet"]).eval()
+    save_model(model, tmp_path / "half", dtype=torch.float16)
+    save_model(model, tmp_path / "full")
+    half_size = (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert half_size < 0.55 * (tmp_path / "full" / "model.safetensors").stat().st_size
+    loaded = pixelseg.load(tmp_path / "half")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(images), loaded(images), atol=1e-2)
 
 
 def test_loading_weights_of_another_shape_is_a_clear_error(tmp_path):

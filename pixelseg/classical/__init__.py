@@ -37,6 +37,9 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
     "grabcut": grabcut,
 }
 
+LEVEL_METHODS = frozenset({"otsu", "multi_otsu", "adaptive", "kmeans", "grabcut"})
+"""Methods whose labels mean the same in every image (a threshold level, a cluster by brightness, foreground)."""
+
 
 def get_method(name: str) -> Callable[..., np.ndarray]:
     if name not in METHODS:
@@ -55,5 +58,5 @@ def segment(name: str, image: np.ndarray, **options) -> np.ndarray:
         raise ConfigError(f"method {name!r}: {error}") from None
 
 
-__all__ = ["METHODS", "adaptive", "felzenszwalb", "get_method", "grabcut", "kmeans", "multi_otsu", "otsu",
-           "region_growing", "segment", "slic", "split_and_merge", "watershed"]
+__all__ = ["LEVEL_METHODS", "METHODS", "adaptive", "felzenszwalb", "get_method", "grabcut", "kmeans", "multi_otsu",
+           "otsu", "region_growing", "segment", "slic", "split_and_merge", "watershed"]

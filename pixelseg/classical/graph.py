@@ -23,13 +23,13 @@ def slic(image: np.ndarray, segments: int = 200, compactness: float = 10.0) -> n
                              channel_axis=channel_axis).astype(np.int64)
 
 
-def watershed(image: np.ndarray, markers: np.ndarray | None = None, marker_threshold: float = 10.0,
+def watershed(image: np.ndarray, markers: np.ndarray | None = None, marker_quantile: float = 0.2,
               min_distance: int = 5) -> np.ndarray:
     """Flood the gradient magnitude from ``markers`` (H, W ints, 0 = unlabelled); by default from the connected
-    low-gradient areas (Sobel magnitude below ``marker_threshold``) larger than a ``min_distance`` disc."""
+    flat areas (Sobel magnitude in the image's lowest ``marker_quantile``) that hold a ``min_distance`` square."""
     gradient = filters.sobel(grey(image))
     if markers is None:
-        flat = gradient < marker_threshold
+        flat = gradient <= np.quantile(gradient, marker_quantile)
         flat = ndimage.binary_opening(flat, structure=np.ones((min_distance, min_distance)))
         markers, found = ndimage.label(flat)
         if found == 0:

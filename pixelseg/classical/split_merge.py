@@ -33,7 +33,7 @@ class _Stats:
         return self.total / self.count
 
 
-def split_and_merge(image: np.ndarray, max_variance: float = 100.0, min_size: int = 4,
+def split_and_merge(image: np.ndarray, max_variance: float = 250.0, min_size: int = 8,
                     colour: bool = False) -> np.ndarray:
     """(H, W) region labels 0..R-1. ``colour`` tests the RGB channels' variances instead of the grey level's."""
     values = np.asarray(image, dtype=np.float64)

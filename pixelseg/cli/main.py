@@ -100,11 +100,11 @@ def cmd_eval(args) -> int:
         require_clean(dataset, progress=_progress(args))
         result = evaluate_method(args.method, dataset, _method_options(args), progress=_progress(args),
                                  examples=args.examples)
-        source, classes = {"method": args.method, "options": _method_options(args),
-                           "assignment": "each region takes its majority ground-truth class"}, dataset.classes
+        source, classes = {"method": args.method, "options": _method_options(args)}, dataset.classes
         out = Path(args.out) if args.out else Path("runs") / f"eval_{args.method}_{dataset.name}_{dataset.split}"
-        header = (f"{dataset.name} {dataset.split}: {len(dataset)} images, method {args.method} (each region scored "
-                  f"as the ground-truth class most of its pixels have)")
+        header = (f"{dataset.name} {dataset.split}: {len(dataset)} images, method {args.method}, "
+                  f"{result.metrics['regions_per_image']:.1f} regions per image\nscored with "
+                  f"{result.metrics['assignment']}")
     else:
         if not args.checkpoint:
             raise PixelsegError("give a checkpoint (or model folder) to evaluate, or --method NAME")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import evaluation_transform
 from pixelseg.engine.inference import model_device, predict_logits
 from pixelseg.io import write_text
-from pixelseg.metrics import ConfusionMatrix
+from pixelseg.metrics import ConfusionMatrix, metrics_from_confusion
 from pixelseg.models.base import SegmentationModel
 from pixelseg.utils import progress_bar
 from pixelseg.visualize import plot_class_iou, plot_confusion, plot_examples
@@ -117,25 +118,74 @@ def assign_regions(regions: np.ndarray, truth: np.ndarray, num_classes: int, ign
     return votes.argmax(1)[regions]
 
 
+def best_level_mapping(counts: np.ndarray) -> np.ndarray:
+    """The map from levels to classes with the highest mIoU, from ``counts`` (levels, classes) of pixels.
+
+    Exhaustive over every map where there are at most 200,000 of them; otherwise each level takes its majority
+    class.
+    """
+    levels, classes = counts.shape
+    if classes**levels > 200_000:
+        return counts.argmax(1)
+    best, best_miou = counts.argmax(1), -1.0
+    for mapping in itertools.product(range(classes), repeat=levels):
+        confusion = np.zeros((classes, classes), np.int64)
+        for level, target in enumerate(mapping):
+            confusion[:, target] += counts[level]
+        miou = metrics_from_confusion(confusion)["miou"]
+        if miou > best_miou:
+            best, best_miou = np.array(mapping), miou
+    return best
+
+
 def evaluate_method(method: str, dataset: SegmentationDataset, options: dict | None = None, progress: bool = True,
                     examples: int = 0) -> Evaluation:
-    """Score a classical method (:mod:`pixelseg.classical`) on ``dataset``.
+    """Score a classical method (:mod:`pixelseg.classical`) on ``dataset``; its labels are not classes.
 
-    Its regions are not classes: each region of each image takes the ground-truth class that most of its pixels
-    have (a many-to-one oracle assignment). That is the standard way to score unsupervised segmentations and an
-    upper bound on what the regions allow; the more regions a method makes, the more it favours it.
+    Methods whose labels mean the same in every image (threshold levels, k-means clusters by brightness,
+    GrabCut's foreground) get one map from levels to classes for the whole dataset, the one with the highest
+    mIoU. Methods that make regions (split-and-merge, region growing, graph-based, superpixels, watershed) have
+    each region take the ground-truth class most of its pixels have, image by image: the standard score of an
+    over-segmentation and an upper bound on what its regions allow (the more regions, the higher).
+    The rule used is in ``Evaluation.metrics["assignment"]``, with the mean number of regions per image.
     """
-    from pixelseg.classical import segment
+    from pixelseg.classical import LEVEL_METHODS, segment
 
     classes = dataset.classes
-    confusion = ConfusionMatrix(classes.num_classes)
+    num_classes, ignore = classes.num_classes, classes.ignore_index
+    levels = method in LEVEL_METHODS
+    confusion = ConfusionMatrix(num_classes)
+    counts = np.zeros((0, num_classes), np.int64)
     keep = _example_indices(len(dataset), examples)
-    kept = []
+    kept, regions_seen = [], 0
     for index in progress_bar(range(len(dataset)), progress, desc=f"evaluating {method}"):
         image, truth = dataset.read(index)
-        predicted = assign_regions(segment(method, image, **(options or {})), truth, classes.num_classes,
-                                   classes.ignore_index)
-        confusion.update(torch.from_numpy(predicted), torch.from_numpy(truth.astype(np.int64)))
+        regions = segment(method, image, **(options or {}))
+        regions_seen += len(np.unique(regions))
+        if levels:
+            valid = truth != ignore
+            image_counts = np.zeros((int(regions.max()) + 1, num_classes), np.int64)
+            np.add.at(image_counts, (regions[valid], truth[valid].astype(np.int64)), 1)
+            grown = np.zeros((max(len(counts), len(image_counts)), num_classes), np.int64)
+            grown[: len(counts)] += counts
+            grown[: len(image_counts)] += image_counts
+            counts = grown
+            predicted = regions
+        else:
+            predicted = assign_regions(regions, truth, num_classes, ignore)
+            confusion.update(torch.from_numpy(predicted), torch.from_numpy(truth.astype(np.int64)))
         if index in keep:
             kept.append((image, truth, predicted))
-    return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), classes.names, kept)
+    if levels:
+        mapping = best_level_mapping(counts)
+        matrix = np.zeros((num_classes, num_classes), np.int64)
+        for level, target in enumerate(mapping):
+            matrix[:, target] += counts[level]
+        metrics = metrics_from_confusion(matrix)
+        kept = [(image, truth, mapping[predicted]) for image, truth, predicted in kept]
+        assignment = f"one map from levels to classes for the whole dataset (best mIoU): {mapping.tolist()}"
+    else:
+        matrix, metrics = confusion.matrix.cpu().numpy(), confusion.compute()
+        assignment = "each region takes its majority ground-truth class, per image (an upper bound)"
+    metrics = {**metrics, "assignment": assignment, "regions_per_image": regions_seen / max(1, len(dataset))}
+    return Evaluation(metrics, matrix, classes.names, kept)

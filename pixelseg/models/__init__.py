@@ -1,6 +1,18 @@
 """Architectures behind one registry: ``pixelseg.models.create(name, num_classes=..., encoder=..., pretrained=...)``."""
 
-from pixelseg.models import crfasrnn, deeplabv3, enet, fcn, fpn, pspnet, segnet, tiramisu, unet  # noqa: F401 - registers the architectures
+from pixelseg.models import (  # noqa: F401 - registers the architectures
+    crfasrnn,
+    deeplabv3,
+    enet,
+    fcn,
+    fpn,
+    pspnet,
+    segformer,
+    segnet,
+    tiramisu,
+    unet,
+    upernet,
+)
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.registry import create, list_models, register_model
 from pixelseg.models.serialization import load, save_model

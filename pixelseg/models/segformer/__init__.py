@@ -1,0 +1,3 @@
+from pixelseg.models.segformer.model import SegFormer
+
+__all__ = ["SegFormer"]

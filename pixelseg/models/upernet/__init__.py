@@ -1,0 +1,3 @@
+from pixelseg.models.upernet.model import UPerNet
+
+__all__ = ["UPerNet"]
