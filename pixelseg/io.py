@@ -92,7 +92,8 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
 
 
 def write_image(path: str | Path, array: np.ndarray) -> None:
-    """Write a uint8 array ((H, W) or (H, W, 3)) as an image atomically, in the format its suffix names."""
+    """Write an array ((H, W) uint8 or uint16, (H, W, 3) RGB or (H, W, 4) RGBA uint8) as an image atomically, in
+    the format its suffix names."""
     image = Image.fromarray(np.ascontiguousarray(array))
     path = Path(path)
     with atomic_path(path) as temporary:

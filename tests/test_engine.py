@@ -121,3 +121,21 @@ def test_predict_files_never_overwrites_inputs_and_skips_bad_files(trained_run, 
     (folder / "a_labels.png").write_bytes(source.read_bytes())
     with pytest.raises(DataError, match="would overwrite an input"):
         predict_files(model, [folder / "a.png", folder / "a_labels.png"], folder, progress=False)
+
+
+def test_test_time_augmentation_averages_flipped_and_rescaled_passes():
+    from pixelseg.engine.inference import predict_logits
+    from pixelseg.models import create
+
+    torch.manual_seed(0)
+    model = create("unet", num_classes=3, encoder="resnet18", decoder_channels=[16, 8, 8, 8, 8]).eval()
+    images = torch.randn(1, 3, 40, 56)
+    plain = predict_logits(model, images)
+    mirrored = predict_logits(model, images.flip(-1)).flip(-1)
+    expected = (plain.softmax(1) + mirrored.softmax(1)) / 2
+    assert torch.allclose(predict_logits(model, images, flip=True).exp(), expected, atol=1e-5)
+    # A flipped input gives the flipped answer: the average is symmetric under flipping.
+    both = predict_logits(model, images, flip=True, scales=(0.75, 1.0))
+    assert both.shape == plain.shape
+    assert torch.allclose(predict_logits(model, images.flip(-1), flip=True, scales=(0.75, 1.0)).flip(-1), both,
+                          atol=1e-4)

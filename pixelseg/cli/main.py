@@ -1,4 +1,4 @@
-"""The ``pixelseg`` command: train, eval, predict, data check, models, demo."""
+"""The ``pixelseg`` command: train, eval, predict, cutout, data check, models, benchmark, demo."""
 
 from __future__ import annotations
 
@@ -65,6 +65,16 @@ def _method_options(args) -> dict:
     return options
 
 
+def _scales(args) -> tuple[float, ...]:
+    if not args.scales:
+        return (1.0,)
+    try:
+        return tuple(float(v) for v in args.scales.split(","))
+    except ValueError:
+        raise PixelsegError(f"--scales {args.scales!r}: expected numbers separated by commas, e.g. 0.75,1,1.25"
+                            ) from None
+
+
 def _crf(args):
     from pixelseg.crf import DenseCRF
 
@@ -115,14 +125,17 @@ def cmd_eval(args) -> int:
             raise PixelsegError(f"{args.checkpoint}: model has {model.classes.num_classes} classes, dataset "
                                 f"{dataset.root} has {dataset.classes.num_classes}")
         result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
-                          progress=_progress(args), examples=args.examples, crf=_crf(args))
+                          progress=_progress(args), examples=args.examples, crf=_crf(args), flip=args.flip,
+                          scales=_scales(args))
         scale = args.scale or model.meta.get("inference_scale", 1.0)
         source, classes = {"checkpoint": str(args.checkpoint), "inference_scale": scale, "tile": args.tile,
-                           "crf": bool(args.crf)}, model.classes
-        suffix = "_crf" if args.crf else ""
+                           "crf": bool(args.crf), "flip": args.flip, "scales": list(_scales(args))}, model.classes
+        suffix = ("_flip" if args.flip else "") + ("_ms" if args.scales else "") + ("_crf" if args.crf else "")
         out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{dataset.split}{suffix}"
+        extras = "".join([", flip" if args.flip else "", f", scales {args.scales}" if args.scales else "",
+                          ", dense CRF" if args.crf else ""])
         header = (f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
-                  f"(network input scale {scale}{', dense CRF' if args.crf else ''})")
+                  f"(network input scale {scale}{extras})")
     paths = result.save(out, classes, {**source, "dataset": dataset.name, "root": str(dataset.root),
                                        "split": dataset.split, "images": len(dataset)})
     print(header + "\n")
@@ -149,7 +162,7 @@ def cmd_predict(args) -> int:
     else:
         model = pixelseg.load(args.model or "camvid")
         predictor = functools.partial(predict_image, model, scale=args.scale, tile=_tile(args.tile),
-                                      overlap=args.overlap, crf=_crf(args))
+                                      overlap=args.overlap, crf=_crf(args), flip=args.flip, scales=_scales(args))
         what = f"model {args.model or 'camvid (shipped)'}{' + dense CRF' if args.crf else ''}"
     predictor = _timed(predictor)
     summary = predict_files(predictor, args.inputs, args.out, alpha=args.alpha, progress=_progress(args))
@@ -157,6 +170,35 @@ def cmd_predict(args) -> int:
     per_image = f", {sum(predictor.seconds) / len(predictor.seconds):.2f} s per image" if predictor.seconds else ""
     print(f"{images} image(s) predicted by {what} into {Path(args.out).resolve()}{per_image} "
           f"(<stem>_labels.png index map, <stem>_color.png, <stem>_overlay.png)")
+    for failure in summary.failed:
+        print(f"skipped: {failure}", file=sys.stderr)
+    return 1 if summary.failed and not images else 0
+
+
+def _box(text: str | None) -> tuple[int, int, int, int] | None:
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+    except ValueError:
+        raise PixelsegError(f"--box {text!r}: expected x0,y0,x1,y1 in pixels, e.g. 40,20,300,260") from None
+    return x0, y0, x1, y1
+
+
+def cmd_cutout(args) -> int:
+    import pixelseg
+    from pixelseg.apps.cutout import CutoutSettings, cutout_files
+
+    model = pixelseg.load(args.model) if args.model else None
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else []
+    settings = CutoutSettings(box=_box(args.box), model=model, classes=classes, refine=args.refine,
+                              background=args.background)
+    summary = cutout_files(args.inputs, args.out, settings, save_mask=args.mask, progress=_progress(args))
+    images = len(summary.foreground_shares)
+    share = f", foreground {100 * sum(summary.foreground_shares) / images:.1f} % of the pixels on average" if images \
+        else ""
+    print(f"{images} image(s) cut out into {Path(args.out).resolve()} (<stem>_cutout.png"
+          f"{', <stem>_mask.png' if args.mask else ''}){share}")
     for failure in summary.failed:
         print(f"skipped: {failure}", file=sys.stderr)
     return 1 if summary.failed and not images else 0
@@ -227,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--scale", type=float, help="network input scale (default: the model's training scale)")
         sub.add_argument("--tile", help="sliding-window tile HEIGHT,WIDTH for large images")
         sub.add_argument("--overlap", type=float, default=0.33, help="sliding-window overlap (0..1)")
+        sub.add_argument("--flip", action="store_true", help="test-time augmentation: average with the mirror image")
+        sub.add_argument("--scales", help="test-time augmentation: average over these multiples of the scale, "
+                                          "e.g. 0.75,1,1.25")
 
     def method_options(sub):
         sub.add_argument("--method", help="a classical method instead of a model: " + ", ".join(METHOD_NAMES))
@@ -255,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     inference_options(predict)
     method_options(predict)
     predict.set_defaults(func=cmd_predict)
+
+    cutout = commands.add_parser("cutout", help="cut the foreground out of images (RGBA PNG)")
+    cutout.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    cutout.add_argument("--out", default="cutouts", help="output folder (default: ./cutouts)")
+    cutout.add_argument("--box", help="x0,y0,x1,y1: the object lies inside (GrabCut; no model needed)")
+    cutout.add_argument("--model", help="checkpoint, model folder or shipped model name (camvid)")
+    cutout.add_argument("--classes", help="with --model: the foreground classes, e.g. car,pedestrian")
+    cutout.add_argument("--refine", action="store_true", help="soft alpha along the boundary (guided filter)")
+    cutout.add_argument("--background", help="a colour (#rrggbb, r,g,b, white), an image file or 'blur' "
+                                             "instead of transparency")
+    cutout.add_argument("--mask", action="store_true", help="also write <stem>_mask.png (the alpha)")
+    cutout.set_defaults(func=cmd_cutout)
 
     data = commands.add_parser("data", help="dataset tools")
     data_commands = data.add_subparsers(dest="data_command", required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,11 +81,13 @@ def _example_indices(length: int, examples: int) -> set[int]:
 
 def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: float | None = None,
              tile: tuple[int, int] | None = None, overlap: float = 0.33, progress: bool = True,
-             workers: int = 0, examples: int = 0, crf: DenseCRF | None = None) -> Evaluation:
+             workers: int = 0, examples: int = 0, crf: DenseCRF | None = None, flip: bool = False,
+             scales: Sequence[float] = (1.0,)) -> Evaluation:
     """Predict every image of ``dataset`` at full resolution and score it against its mask.
 
     ``examples``: keep (image, truth, prediction) for that many images, spread over the dataset, for a picture.
-    ``crf``: refine each image's probabilities with a dense CRF before scoring.
+    ``crf``: refine each image's probabilities with a dense CRF before scoring. ``flip``, ``scales``: test-time
+    augmentation (see :func:`predict_logits`).
     """
     model.eval()
     device = model_device(model)
@@ -97,7 +100,7 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
     kept = []
     try:
         for index, (image, mask) in enumerate(progress_bar(loader, progress, desc="evaluating")):
-            logits = predict_logits(model, image.to(device), scale, tile, overlap)
+            logits = predict_logits(model, image.to(device), scale, tile, overlap, flip, scales)
             if crf is not None:
                 logits = crf(dataset.read_image(index), logits[0].softmax(0)).unsqueeze(0)
             predicted = logits.argmax(dim=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +60,8 @@ def sliding_window_logits(model: SegmentationModel, images: torch.Tensor, tile: 
     return logits / total
 
 
-@torch.inference_mode()
-def predict_logits(model: SegmentationModel, images: torch.Tensor, scale: float = 1.0,
-                   tile: tuple[int, int] | None = None, overlap: float = 0.33) -> torch.Tensor:
-    """Logits at the input's full resolution; the network sees the input resized by ``scale``."""
+def _logits_at_scale(model: SegmentationModel, images: torch.Tensor, scale: float, tile: tuple[int, int] | None,
+                     overlap: float) -> torch.Tensor:
     height, width = images.shape[-2:]
     if scale != 1.0:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -71,6 +70,27 @@ def predict_logits(model: SegmentationModel, images: torch.Tensor, scale: float 
     if logits.shape[-2:] != (height, width):
         logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
     return logits
+
+
+@torch.inference_mode()
+def predict_logits(model: SegmentationModel, images: torch.Tensor, scale: float = 1.0,
+                   tile: tuple[int, int] | None = None, overlap: float = 0.33, flip: bool = False,
+                   scales: Sequence[float] = (1.0,)) -> torch.Tensor:
+    """Logits at the input's full resolution; the network sees the input resized by ``scale``.
+
+    Test-time augmentation: ``scales`` multiplies ``scale`` (e.g. (0.75, 1, 1.25)) and ``flip`` adds mirrored
+    inputs; the class probabilities of all passes are averaged and returned as log-probabilities.
+    """
+    if not flip and tuple(scales) == (1.0,):
+        return _logits_at_scale(model, images, scale, tile, overlap)
+    total = None
+    for factor in scales:
+        for mirrored in (False, True) if flip else (False,):
+            batch = images.flip(-1) if mirrored else images
+            probabilities = _logits_at_scale(model, batch, scale * factor, tile, overlap).softmax(1)
+            probabilities = probabilities.flip(-1) if mirrored else probabilities
+            total = probabilities if total is None else total + probabilities
+    return torch.log(total / (len(scales) * (2 if flip else 1)) + 1e-12)
 
 
 @dataclass
@@ -112,17 +132,19 @@ def as_rgb_array(image) -> np.ndarray:
 
 
 def predict_image(model: SegmentationModel, image, scale: float | None = None, tile: tuple[int, int] | None = None,
-                  overlap: float = 0.33, crf: DenseCRF | None = None) -> Prediction:
+                  overlap: float = 0.33, crf: DenseCRF | None = None, flip: bool = False,
+                  scales: Sequence[float] = (1.0,)) -> Prediction:
     """Predict one image (a path, PIL image or RGB array) at its full resolution.
 
     ``scale`` defaults to the scale the model was trained at (``model.meta["inference_scale"]``); ``crf`` refines
-    the probabilities with the image's colours (dense CRF).
+    the probabilities with the image's colours (dense CRF); ``flip`` and ``scales``: test-time augmentation
+    (see :func:`predict_logits`).
     """
     array = as_rgb_array(image)
     model.eval()
     scale = model.meta.get("inference_scale", 1.0) if scale is None else scale
     tensor = normalise(array, model.meta["mean"], model.meta["std"]).to(model_device(model))
-    logits = predict_logits(model, tensor, scale, tile, overlap)
+    logits = predict_logits(model, tensor, scale, tile, overlap, flip, scales)
     probabilities = logits.softmax(dim=1)[0]
     if crf is not None:
         probabilities = crf(array, probabilities)

@@ -1,0 +1,87 @@
+"""pixelseg's models against segmentation_models_pytorch's and torchvision's of the same architecture and encoder.
+
+    pip install segmentation-models-pytorch      # the "bench" extra: pip install -e .[bench]
+    python scripts/compare_peers.py --size 360,480 --repeats 10
+
+Both models of a pair are built with random weights, put in eval mode and timed under ``torch.inference_mode``
+on the CPU, alternating (ours, theirs, ours, ...) so that machine noise hits both alike. Prints parameters,
+median latencies and the ratio theirs / ours (above 1: pixelseg is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import pixelseg
+
+
+def peers(num_classes: int):
+    """(label, our model, their model) for every architecture both sides have with the same encoder."""
+    import segmentation_models_pytorch as smp
+    import torchvision
+
+    def ours(name, **kwargs):
+        return pixelseg.create(name, num_classes=num_classes, **kwargs)
+
+    yield ("U-Net, ResNet-34", lambda: ours("unet", encoder="resnet34"),
+           lambda: smp.Unet("resnet34", encoder_weights=None, classes=num_classes), "smp")
+    yield ("FPN, ResNet-34", lambda: ours("fpn", encoder="resnet34"),
+           lambda: smp.FPN("resnet34", encoder_weights=None, classes=num_classes), "smp")
+    yield ("DeepLabv3+, ResNet-50, OS 16", lambda: ours("deeplabv3plus", encoder="resnet50"),
+           lambda: smp.DeepLabV3Plus("resnet50", encoder_weights=None, classes=num_classes), "smp")
+    yield ("DeepLabv3, ResNet-50, OS 8", lambda: ours("deeplabv3", encoder="resnet50"),
+           lambda: smp.DeepLabV3("resnet50", encoder_weights=None, classes=num_classes), "smp")
+    yield ("DeepLabv3, ResNet-50, OS 8", lambda: ours("deeplabv3", encoder="resnet50"),
+           lambda: torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None,
+                                                                      num_classes=num_classes, aux_loss=False),
+           "torchvision")
+    yield ("SegFormer-B0", lambda: ours("segformer", variant="b0"),
+           lambda: smp.Segformer("mit_b0", encoder_weights=None, classes=num_classes), "smp")
+    yield ("UPerNet, ConvNeXt-T", lambda: ours("upernet", encoder="convnext_tiny"),
+           lambda: smp.UPerNet("tu-convnext_tiny", encoder_weights=None, classes=num_classes), "smp")
+
+
+def timed(model, images: torch.Tensor) -> float:
+    started = time.perf_counter()
+    output = model(images)
+    if isinstance(output, dict):  # torchvision returns {"out": logits}
+        output = output["out"]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="360,480", help="input HEIGHT,WIDTH")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--num-classes", type=int, default=11)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    height, width = (int(v) for v in args.size.split(","))
+    images = torch.randn(1, 3, height, width)
+    print(f"1x3x{height}x{width}, {torch.get_num_threads()} CPU thread(s), median of {args.repeats} alternating "
+          f"runs each, random weights, eval mode, torch.inference_mode\n")
+    print("| architecture | peer | params ours (M) | params theirs (M) | ours (ms) | theirs (ms) | theirs / ours |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for label, build_ours, build_theirs, peer in peers(args.num_classes):
+        torch.manual_seed(0)
+        mine, theirs = build_ours().eval(), build_theirs().eval()
+        times = {"ours": [], "theirs": []}
+        with torch.inference_mode():
+            timed(mine, images), timed(theirs, images)  # warm-up
+            for _ in range(args.repeats):
+                times["ours"].append(timed(mine, images))
+                times["theirs"].append(timed(theirs, images))
+        ours_ms, theirs_ms = (1000 * statistics.median(times[k]) for k in ("ours", "theirs"))
+        params = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (mine, theirs)]
+        print(f"| {label} | {peer} | {params[0]:.2f} | {params[1]:.2f} | {ours_ms:.1f} | {theirs_ms:.1f} | "
+              f"{theirs_ms / ours_ms:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

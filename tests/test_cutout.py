@@ -1,0 +1,121 @@
+"""One-click cutout: GrabCut boxes, model classes, both, refined alpha, backgrounds, batch hygiene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelseg.apps.cutout import CutoutSettings, composite, cutout_files, cutout_image, parse_colour, refine_alpha
+from pixelseg.errors import ConfigError, DataError
+from pixelseg.models import create
+from tests.test_cli import pixelseg
+
+
+def scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A bright ellipse on a dark textured background; the ellipse is the truth."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(rng.normal(60, 12, (120, 160, 3)), 0, 255).astype(np.uint8)
+    rows, columns = np.mgrid[0:120, 0:160]
+    truth = ((rows - 60) / 35) ** 2 + ((columns - 80) / 45) ** 2 <= 1
+    image[truth] = np.clip(rng.normal(200, 12, (int(truth.sum()), 3)), 0, 255).astype(np.uint8)
+    return image, truth
+
+
+def bright_model():
+    model = create("enet", num_classes=2).eval()
+    model.meta["classes"] = {"names": ["background", "thing"], "palette": [[0, 0, 0], [255, 0, 0]]}
+    model.meta["mean"], model.meta["std"] = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+
+    def forward(images):  # logits from brightness: no training needed
+        brightness = images.mean(1, keepdim=True)
+        return torch.cat([0.5 - brightness, brightness - 0.5], 1) * 20
+
+    model.forward = forward
+    return model
+
+
+def test_box_cutout_is_transparent_outside_the_object():
+    image, truth = scene()
+    result, alpha = cutout_image(image, CutoutSettings(box=(25, 15, 135, 105)))
+    assert result.shape == (120, 160, 4)
+    assert ((alpha > 0.5) == truth).mean() > 0.97
+    assert (result[..., 3][~truth] == 0).mean() > 0.97 and (result[..., 3][truth] == 255).mean() > 0.97
+
+
+def test_model_classes_and_model_plus_box():
+    image, truth = scene()
+    model = bright_model()
+    _, alpha = cutout_image(image, CutoutSettings(model=model, classes=["thing"]))
+    assert ((alpha > 0.5) == truth).mean() > 0.97
+    # A second bright blob outside the box: the model alone keeps it, model + box drops it.
+    image[5:15, 5:15] = 230
+    _, alone = cutout_image(image, CutoutSettings(model=model, classes=["Thing"]))
+    _, boxed = cutout_image(image, CutoutSettings(model=model, classes=["thing"], box=(25, 15, 135, 105)))
+    assert alone[5:15, 5:15].mean() > 0.9 and boxed[5:15, 5:15].max() == 0
+    assert ((boxed > 0.5) == truth).mean() > 0.97
+    with pytest.raises(ConfigError, match="not one of the model's classes"):
+        cutout_image(image, CutoutSettings(model=model, classes=["car"]))
+
+
+def test_refined_alpha_is_soft_only_near_the_boundary():
+    image, truth = scene()
+    alpha = refine_alpha(image, truth.astype(np.float32), radius=4)
+    soft = (alpha > 0.02) & (alpha < 0.98)
+    assert soft.any()
+    distance_inside = np.asarray(truth, np.uint8)
+    import cv2
+
+    far = cv2.erode(distance_inside, np.ones((11, 11), np.uint8)).astype(bool)
+    assert (alpha[far] == 1).all() and not soft[far].any()
+
+
+def test_backgrounds(tmp_path):
+    image, truth = scene()
+    alpha = truth.astype(np.float32)
+    assert parse_colour("#ff8000") == (255, 128, 0) and parse_colour("0,255,0") == (0, 255, 0)
+    assert parse_colour("white") == (255, 255, 255) and parse_colour("nonsense") is None
+    white = composite(image, alpha, "white")
+    assert white.shape == (120, 160, 3) and (white[~truth] == 255).all() and (white[truth] == image[truth]).all()
+    assert composite(image, alpha, "blur")[~truth].std() < image[~truth].std()
+    Image.fromarray(np.full((10, 10, 3), 7, np.uint8)).save(tmp_path / "behind.png")
+    assert (composite(image, alpha, str(tmp_path / "behind.png"))[~truth] == 7).all()
+    with pytest.raises(ConfigError, match="not a colour"):
+        composite(image, alpha, "no-such-file.png")
+
+
+def test_batch_skips_bad_files_and_never_overwrites_inputs(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for number in range(2):
+        Image.fromarray(scene(number)[0]).save(folder / f"photo{number}.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    small = tmp_path / "small"
+    small.mkdir()
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(small / "tiny.png")
+    settings = CutoutSettings(box=(25, 15, 135, 105))
+    summary = cutout_files([folder, small / "tiny.png"], tmp_path / "out", settings, save_mask=True, progress=False)
+    assert sorted(p.name for p in summary.written) == ["photo0_cutout.png", "photo0_mask.png", "photo1_cutout.png",
+                                                       "photo1_mask.png"]
+    assert len(summary.failed) == 2 and any("broken.png" in f for f in summary.failed)
+    assert any("tiny.png" in f and "empty" in f for f in summary.failed)  # the box lies outside a 10x10 image
+    assert Image.open(tmp_path / "out" / "photo0_cutout.png").mode == "RGBA"
+    # An input named like another input's output: refused before anything is written.
+    Image.fromarray(scene()[0]).save(folder / "photo0_cutout.png")
+    before = (folder / "photo0_cutout.png").read_bytes()
+    with pytest.raises(DataError, match="overwrite an input"):
+        cutout_files([folder / "photo0.png", folder / "photo0_cutout.png"], folder, settings, progress=False)
+    assert (folder / "photo0_cutout.png").read_bytes() == before
+
+
+def test_cutout_command(tmp_path):
+    image, _ = scene()
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    result = pixelseg("cutout", tmp_path / "photo.png", "--box", "25,15,135,105", "--refine", "--background",
+                      "#00ff00", "--mask", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "1 image(s) cut out" in result.stdout and "foreground" in result.stdout
+    assert Image.open(tmp_path / "out" / "photo_cutout.png").mode == "RGB"
+    nothing = pixelseg("cutout", tmp_path / "photo.png", "--out", tmp_path / "o2")
+    assert nothing.returncode == 2 and "--box" in nothing.stderr and "Traceback" not in nothing.stderr
