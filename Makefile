@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint train-camvid train-membrane clean
+.PHONY: install demo test test-browser lint bench-crf compare-peers classical-vs-deep load-check train-camvid \
+	train-membrane train-default train-zoo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +19,34 @@ demo: $(STAMP)
 	$(BIN)/pixelseg demo --out runs/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check pixelseg tests
+	$(BIN)/ruff check pixelseg tests scripts
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# The page in headless Chromium: installs Debian's chromium and the playwright package, then runs the browser test
+# (the screenshot lands in test-artifacts/cutout_page.png).
+test-browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python -m pip install --quiet playwright
+	$(BIN)/python -m pytest -q -m browser tests/test_browser.py
+
+# Benchmarks and comparisons (not tests); their results are in docs/ with these commands.
+bench-crf: $(STAMP)
+	$(BIN)/python scripts/bench_crf.py --model camvid --images 10
+
+compare-peers: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(BIN)/python scripts/compare_peers.py --size 360,480 --repeats 10
+
+classical-vs-deep: $(STAMP)
+	$(BIN)/python scripts/classical_vs_deep.py membrane --models runs/membrane_unet_fullres_cpu/model \
+		runs/membrane_unet_cpu/model --crf-option smoothness_weight=0.5 --crf-option appearance_weight=1 \
+		--crf-option appearance_sxy=10 --crf-option appearance_srgb=10
+	$(BIN)/python scripts/classical_vs_deep.py camvid --models camvid runs/camvid_unet_cpu/model
+
+load-check: $(STAMP)
+	$(BIN)/python scripts/load_check.py --clients 4 --seconds 30
 
 # Real training runs (long; not tests). Results are recorded in docs/results.md.
 train-camvid: $(STAMP)
@@ -32,5 +57,11 @@ train-membrane: $(STAMP)
 	$(BIN)/pixelseg train configs/membrane_unet_cpu.yaml
 	$(BIN)/pixelseg eval runs/membrane_unet_cpu/best.pt --split val --out runs/membrane_unet_cpu/eval_val
 
+train-default: $(STAMP)
+	bash scripts/train_default.sh
+
+train-zoo: $(STAMP)
+	bash scripts/train_zoo.sh
+
 clean:
-	rm -rf runs/demo .pytest_cache .ruff_cache
+	rm -rf runs/demo .pytest_cache .ruff_cache test-artifacts

@@ -8,6 +8,7 @@ half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,16 +26,19 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def _open(path: Path) -> Image.Image:
+def _open(source: Path | io.BytesIO, name: str | Path, max_pixels: int | None = None) -> Image.Image:
     try:
-        image = Image.open(path)
+        image = Image.open(source)
+        if max_pixels is not None and image.size[0] * image.size[1] > max_pixels:
+            raise DataError(f"{name}: refused, {image.size[0]}x{image.size[1]} pixels is more than the limit of "
+                            f"{max_pixels:,}")
         image.load()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise DataError(f"{name}: file not found") from None
     except Image.DecompressionBombError as error:
-        raise DataError(f"{path}: refused, image too large ({error})") from None
+        raise DataError(f"{name}: refused, image too large ({error})") from None
     except (OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{path}: not a readable image ({error})") from None
+        raise DataError(f"{name}: not a readable image ({error})") from None
     return image
 
 
@@ -44,7 +48,16 @@ def read_image(path: str | Path) -> np.ndarray:
     EXIF orientation is applied; grayscale, palette, RGBA, CMYK and 16-bit images are converted.
     """
     path = Path(path)
-    image = ImageOps.exif_transpose(_open(path))
+    return _to_rgb(_open(path, path))
+
+
+def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
+    """:func:`read_image` for bytes in memory (an upload); ``max_pixels`` refuses larger images before decoding."""
+    return _to_rgb(_open(io.BytesIO(data), name, max_pixels))
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         top = array.max() if array.max() > 0 else 1.0
@@ -60,7 +73,7 @@ def read_label_image(path: str | Path) -> np.ndarray:
     Palette (``P``) PNGs give their indices, not their colours.
     """
     path = Path(path)
-    image = _open(path)
+    image = _open(path, path)
     if image.mode in ("P", "L", "I;16", "I;16B", "I;16L", "I"):
         return np.asarray(image).astype(np.int64 if image.mode.startswith("I") else np.uint8)
     if image.mode == "1":

@@ -1,4 +1,4 @@
-"""The ``pixelseg`` command: train, eval, predict, cutout, data check, models, benchmark, demo."""
+"""The ``pixelseg`` command: train, eval, predict, cutout, serve, data check, models, benchmark, demo."""
 
 from __future__ import annotations
 
@@ -204,6 +204,19 @@ def cmd_cutout(args) -> int:
     return 1 if summary.failed and not images else 0
 
 
+def cmd_serve(args) -> int:
+    from pixelseg.apps.server import ServerSettings, serve
+
+    models_dir = Path(args.models_dir).expanduser().resolve() if args.models_dir else None
+    if models_dir is not None and not models_dir.is_dir():
+        raise PixelsegError(f"--models-dir {models_dir}: not a folder")
+    settings = ServerSettings(models_dir=models_dir, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                              max_concurrent=args.max_concurrent, queue_timeout=args.queue_timeout)
+    print(f"pixelseg serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    serve(args.host, args.port, settings)
+    return 0
+
+
 def cmd_data_check(args) -> int:
     from pixelseg.data import check_dataset, open_dataset
 
@@ -312,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
                                              "instead of transparency")
     cutout.add_argument("--mask", action="store_true", help="also write <stem>_mask.png (the alpha)")
     cutout.set_defaults(func=cmd_cutout)
+
+    server = commands.add_parser("serve", help="web page and REST API for segmentation and cutouts")
+    server.add_argument("--host", default="127.0.0.1", help="interface (default: localhost only)")
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--models-dir", help="folder of model folders / checkpoints offered besides the shipped ones")
+    server.add_argument("--max-upload-mb", type=float, default=20.0)
+    server.add_argument("--max-concurrent", type=int, default=2, help="inferences running at once")
+    server.add_argument("--queue-timeout", type=float, default=10.0,
+                        help="seconds a request waits for a free slot before 503")
+    server.set_defaults(func=cmd_serve)
 
     data = commands.add_parser("data", help="dataset tools")
     data_commands = data.add_subparsers(dest="data_command", required=True)

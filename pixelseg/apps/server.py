@@ -1,0 +1,221 @@
+"""``pixelseg serve``: a REST API and a single web page for segmentation and cutouts (FastAPI).
+
+Endpoints (the OpenAPI schema is at ``/openapi.json``, the interactive docs at ``/docs``):
+
+- ``GET /api/models``: the models (shipped ones and those in the models folder) and the classical methods.
+- ``POST /api/segment``: an uploaded image segmented by a model (optionally with a dense CRF) or a method;
+  ``output=labels`` (index PNG), ``color`` (colour PNG) or ``json`` (classes with pixel counts and shares).
+- ``POST /api/cutout``: an RGBA PNG of the foreground, from a box (GrabCut), a model's classes, or both.
+- ``GET /``: the page (upload or drop an image, pick a model or method, draw a box, see the overlay and the
+  cutout side by side, toggle classes, download). Its assets are served by the package; nothing from a CDN.
+
+Input hygiene: uploads above ``max_upload_bytes`` get 413; files that are not images, truncated images and images
+above ``max_pixels`` get 400 with the reason; at most ``max_concurrent`` inferences run at once and a request that
+cannot start within ``queue_timeout`` seconds gets 503; an inference longer than ``inference_timeout`` gets 504;
+models are looked up by name among the shipped ones and the files directly inside ``models_dir``, never by path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from pixelseg.errors import PixelsegError
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+@dataclass
+class ServerSettings:
+    models_dir: Path | None = None
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_concurrent: int = 2
+    queue_timeout: float = 10.0
+    inference_timeout: float = 120.0
+
+
+class ModelStore:
+    """Models by name: the shipped ones and the model folders / checkpoints directly inside ``models_dir``.
+    Loaded once, on first use."""
+
+    def __init__(self, models_dir: Path | None) -> None:
+        from pixelseg.models.serialization import SHIPPED_DIR
+
+        self.sources: dict[str, Path] = {}
+        for directory in (SHIPPED_DIR, models_dir):
+            if directory is None or not Path(directory).is_dir():
+                continue
+            for entry in sorted(Path(directory).iterdir()):
+                if (entry / "config.json").is_file() or entry.suffix == ".pt":
+                    self.sources.setdefault(entry.stem if entry.is_file() else entry.name, entry.resolve())
+        self.loaded: dict[str, object] = {}
+
+    def names(self) -> list[str]:
+        return list(self.sources)
+
+    def get(self, name: str):
+        from pixelseg.models import load
+
+        if name not in self.sources:  # a name, never a path: nothing outside the folders can be reached
+            raise KeyError(name)
+        if name not in self.loaded:
+            self.loaded[name] = load(self.sources[name])
+        return self.loaded[name]
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def create_app(settings: ServerSettings | None = None):
+    """The FastAPI application; run it with uvicorn (``pixelseg serve`` does)."""
+    from pixelseg.classical import METHODS
+    from pixelseg.io import decode_image
+
+    settings = settings or ServerSettings()
+    store = ModelStore(settings.models_dir)
+    slots = asyncio.Semaphore(settings.max_concurrent)
+    app = FastAPI(title="pixelseg", description="Semantic segmentation and cutouts.", version="0.1.0")
+    app.state.settings, app.state.store = settings, store
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(PixelsegError)
+    async def pixelseg_error(_: Request, error: PixelsegError):
+        return JSONResponse(status_code=400, content={"detail": str(error)})
+
+    async def read_upload(upload: UploadFile) -> np.ndarray:
+        data = await upload.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise HTTPException(413, f"upload is larger than the limit of {settings.max_upload_bytes:,} bytes")
+        if not data:
+            raise HTTPException(400, "the upload is empty")
+        try:
+            return decode_image(data, upload.filename or "upload", settings.max_pixels)
+        except PixelsegError as error:
+            raise HTTPException(400, str(error)) from None
+
+    def model_named(name: str):
+        try:
+            return store.get(name)
+        except KeyError:
+            raise HTTPException(404, f"no model {name!r}; available: {', '.join(store.names()) or 'none'}") from None
+        except PixelsegError as error:
+            raise HTTPException(500, f"model {name!r} cannot be loaded: {error}") from None
+
+    async def run_limited(function, *args):
+        """Run ``function`` in a worker thread when one of the ``max_concurrent`` slots frees up."""
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=settings.queue_timeout)
+        except TimeoutError:
+            raise HTTPException(503, "the server is busy; try again shortly",
+                                headers={"Retry-After": "5"}) from None
+        try:
+            return await asyncio.wait_for(run_in_threadpool(function, *args), timeout=settings.inference_timeout)
+        except TimeoutError:
+            raise HTTPException(504, f"inference took longer than {settings.inference_timeout:.0f} s") from None
+        except PixelsegError as error:
+            raise HTTPException(400, str(error)) from None
+        finally:
+            slots.release()
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/api/models")
+    async def list_models() -> dict:
+        models = []
+        for name in store.names():
+            try:
+                classes = store.get(name).classes
+            except PixelsegError:
+                continue
+            models.append({"name": name, "classes": classes.names, "palette": [list(c) for c in classes.palette]})
+        return {"models": models, "methods": list(METHODS)}
+
+    @app.post("/api/segment")
+    async def segment(file: UploadFile = File(...), model: str | None = Form(None), method: str | None = Form(None),
+                      output: str = Form("labels"), crf: bool = Form(False)):
+        """Segment an image with ``model`` (default: the first available) or a classical ``method``."""
+        from pixelseg.engine.inference import predict_image, predict_regions
+
+        if output not in ("labels", "color", "json"):
+            raise HTTPException(422, "output must be labels, color or json")
+        if method and method not in METHODS:
+            raise HTTPException(404, f"no method {method!r}; available: {', '.join(METHODS)}")
+        image = await read_upload(file)
+        if method:
+            prediction = await run_limited(predict_regions, method, image)
+        else:
+            name = model or (store.names()[0] if store.names() else None)
+            if name is None:
+                raise HTTPException(404, "no model is available; start the server with --models-dir")
+            chosen = model_named(name)
+            crf_model = None
+            if crf:
+                from pixelseg.crf import DenseCRF
+
+                crf_model = DenseCRF()
+            prediction = await run_limited(lambda: predict_image(chosen, image, crf=crf_model))
+        labels = prediction.labels
+        if output == "json":
+            counts = np.bincount(labels.ravel().astype(np.int64), minlength=prediction.classes.num_classes)
+            total = int(labels.size)
+            return {"width": int(labels.shape[1]), "height": int(labels.shape[0]),
+                    "classes": [{"index": i, "name": prediction.classes.names[i] if i < prediction.classes.num_classes
+                                 else f"region_{i}", "pixels": int(c), "share": c / total}
+                                for i, c in enumerate(counts.tolist()) if c]}
+        if output == "color":
+            return Response(_png(prediction.colorize()), media_type="image/png")
+        return Response(_png(labels.astype(np.uint8 if labels.max() < 256 else np.uint16)), media_type="image/png")
+
+    @app.post("/api/cutout")
+    async def cutout(file: UploadFile = File(...), box: str | None = Form(None), model: str | None = Form(None),
+                     classes: str | None = Form(None), refine: bool = Form(False),
+                     background: str | None = Form(None)):
+        """An RGBA PNG (or RGB over ``background``) of the foreground: ``box`` = "x0,y0,x1,y1" and/or ``model``
+        with ``classes`` = "car,pedestrian"."""
+        from pixelseg.apps.cutout import CutoutSettings, cutout_image, parse_colour
+
+        parsed_box = None
+        if box:
+            try:
+                x0, y0, x1, y1 = (int(round(float(v))) for v in box.split(","))
+            except ValueError:
+                raise HTTPException(422, "box must be x0,y0,x1,y1 in pixels") from None
+            parsed_box = (x0, y0, x1, y1)
+        if background and background != "blur" and parse_colour(background) is None:
+            raise HTTPException(422, "background must be a colour (#rrggbb, r,g,b, white) or 'blur'; the server "
+                                     "reads no files")
+        image = await read_upload(file)
+        chosen = model_named(model) if model else None
+        names = [c.strip() for c in (classes or "").split(",") if c.strip()]
+        cut = CutoutSettings(box=parsed_box, model=chosen, classes=names, refine=refine, background=background)
+        result, _ = await run_limited(cutout_image, image, cut)
+        return Response(_png(result), media_type="image/png")
+
+    @app.get("/api/health")
+    async def health() -> dict:
+        return {"status": "ok", "models": store.names(), "limits": json.loads(json.dumps(settings.__dict__,
+                                                                                          default=str))}
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, settings: ServerSettings | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
