@@ -58,7 +58,7 @@ def test_upload_draw_a_box_and_download_the_cutout(server_url, tmp_path):
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(server_url)
-        page.wait_for_selector("#source option")
+        page.wait_for_selector("#source option", state="attached")
         page.set_input_files("#file", str(tmp_path / "photo.png"))
         page.wait_for_function("!document.getElementById('cutout').disabled")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage import filters, segmentation
+from skimage import filters, morphology, segmentation
 
 from pixelseg.classical.threshold import grey
 
@@ -23,16 +23,11 @@ def slic(image: np.ndarray, segments: int = 200, compactness: float = 10.0) -> n
                              channel_axis=channel_axis).astype(np.int64)
 
 
-def watershed(image: np.ndarray, markers: np.ndarray | None = None, marker_quantile: float = 0.2,
-              min_distance: int = 5) -> np.ndarray:
-    """Flood the gradient magnitude from ``markers`` (H, W ints, 0 = unlabelled); by default from the connected
-    flat areas (Sobel magnitude in the image's lowest ``marker_quantile``) that hold a ``min_distance`` square."""
-    gradient = filters.sobel(grey(image))
+def watershed(image: np.ndarray, markers: np.ndarray | None = None, smoothing: float = 2.0,
+              min_depth: float = 2.0) -> np.ndarray:
+    """Flood the gradient magnitude of the image smoothed by a Gaussian of ``smoothing`` pixels from ``markers``
+    (H, W ints, 0 = unlabelled); by default from its regional minima deeper than ``min_depth`` grey levels."""
+    gradient = filters.sobel(ndimage.gaussian_filter(grey(image), smoothing) if smoothing > 0 else grey(image))
     if markers is None:
-        flat = gradient <= np.quantile(gradient, marker_quantile)
-        flat = ndimage.binary_opening(flat, structure=np.ones((min_distance, min_distance)))
-        markers, found = ndimage.label(flat)
-        if found == 0:
-            markers = np.zeros(gradient.shape, np.int64)
-            markers[gradient.shape[0] // 2, gradient.shape[1] // 2] = 1
+        markers, _ = ndimage.label(morphology.h_minima(gradient, min_depth))
     return (segmentation.watershed(gradient, markers) - 1).clip(min=0).astype(np.int64)

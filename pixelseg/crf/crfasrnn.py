@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pixelseg.crf.dense import GaussianKernel, appearance_features, smoothness_features
+from pixelseg.crf.dense import GaussianKernel, appearance_features, smoothness_kernel
 
 
 class CRFasRNN(nn.Module):
@@ -38,7 +38,7 @@ class CRFasRNN(nn.Module):
         for image_logits, image in zip(logits, images, strict=True):
             num_classes, height, width = image_logits.shape
             with torch.no_grad():
-                smoothness = GaussianKernel(smoothness_features(height, width, self.smoothness_sxy, image.device))
+                smoothness = smoothness_kernel(height, width, float(self.smoothness_sxy), str(image.device))
                 rgb = image.detach().permute(1, 2, 0).float()
                 appearance = GaussianKernel(appearance_features(rgb, self.appearance_sxy, self.appearance_srgb))
             unary = image_logits.float().reshape(num_classes, -1)

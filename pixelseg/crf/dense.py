@@ -14,6 +14,7 @@ compatibility matrix, the same parallel mean-field update. Defaults are the refe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,12 @@ def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> t
 
 def smoothness_features(height: int, width: int, sxy: float, device: torch.device | str = "cpu") -> torch.Tensor:
     return pixel_grid(height, width, device) / sxy
+
+
+@functools.lru_cache(maxsize=8)
+def smoothness_kernel(height: int, width: int, sxy: float, device: str = "cpu") -> GaussianKernel:
+    """The position-only kernel depends on the image size alone: built once per size and reused."""
+    return GaussianKernel(smoothness_features(height, width, sxy, device))
 
 
 def appearance_features(image: torch.Tensor, sxy: float, srgb: float) -> torch.Tensor:
@@ -101,7 +108,7 @@ class DenseCRF:
     def setup(self, image: torch.Tensor) -> tuple[list, list]:
         """Kernels and compatibilities for one (H, W, 3) image."""
         height, width = image.shape[:2]
-        kernels = [GaussianKernel(smoothness_features(height, width, self.smoothness_sxy, image.device)),
+        kernels = [smoothness_kernel(height, width, float(self.smoothness_sxy), str(image.device)),
                    GaussianKernel(appearance_features(image, self.appearance_sxy, self.appearance_srgb))]
         compatibilities = [float(self.smoothness_weight), float(self.appearance_weight)]  # Potts
         return kernels, compatibilities

@@ -33,12 +33,13 @@ class PermutohedralLattice:
         index = torch.arange(d, device=device, dtype=torch.float32)
         scale = (d + 1) * (2.0 / 3.0) ** 0.5 / torch.sqrt((index + 2) * (index + 1))
         scaled = features * scale  # (N, d)
-        suffix = torch.flip(torch.cumsum(torch.flip(scaled, [1]), 1), [1])  # suffix[:, j] = sum_{k >= j} scaled
+        prefix = torch.cumsum(scaled, 1)
+        total_scaled = prefix[:, -1:]
         elevated = torch.empty(count, d + 1, device=device)
-        elevated[:, 0] = suffix[:, 0]
+        elevated[:, :1] = total_scaled
+        # elevated[:, j] = sum_{k >= j} scaled[:, k] - j * scaled[:, j - 1] for j = 1..d
         positions = torch.arange(1, d + 1, device=device, dtype=torch.float32)
-        tail = torch.cat([suffix[:, 1:], torch.zeros(count, 1, device=device)], 1)
-        elevated[:, 1:] = tail - positions * scaled
+        elevated[:, 1:] = (total_scaled - prefix) - positions * scaled
 
         # The closest lattice point of remainder 0, then the simplex that holds the point.
         down = torch.floor(elevated / (d + 1)) * (d + 1)
@@ -77,12 +78,12 @@ class PermutohedralLattice:
         stride_at_rank = torch.zeros(count, d + 2, dtype=torch.long, device=device)
         stride_at_rank.scatter_add_(1, rank[:, :d], self._strides.expand(count, d))
         # wrapped[:, t] = sum of the strides of the coordinates with rank >= t
-        wrapped = torch.flip(torch.cumsum(torch.flip(stride_at_rank, [1]), 1), [1])
+        wrapped = self._strides.sum() - torch.cumsum(stride_at_rank, 1) + stride_at_rank
         remainder = torch.arange(d + 1, device=device)
         packed = (packed_base.unsqueeze(1) + remainder * self._strides.sum()
                   - (d + 1) * wrapped[:, d + 1 - remainder])  # (N, d+1)
         # One sort gives the distinct lattice points, each point's vertices, and the splat matrix in CSR order.
-        flat_keys, order = torch.sort(packed.reshape(-1), stable=True)
+        flat_keys, order = torch.sort(packed.reshape(-1))
         first = torch.ones_like(flat_keys, dtype=torch.bool)
         first[1:] = flat_keys[1:] != flat_keys[:-1]
         vertex_index = torch.cumsum(first, 0) - 1
