@@ -37,7 +37,7 @@ bench-crf: $(STAMP)
 
 compare-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
-	$(BIN)/python scripts/compare_peers.py --size 360,480 --repeats 10
+	$(BIN)/python scripts/compare_peers.py --size 512,512 --repeats 10
 
 classical-vs-deep: $(STAMP)
 	$(BIN)/python scripts/classical_vs_deep.py membrane --models runs/membrane_unet_fullres_cpu/model \

@@ -85,6 +85,15 @@ def read_label_image(path: str | Path) -> np.ndarray:
     raise DataError(f"{path}: unsupported mask mode {image.mode!r} (use an index PNG or an RGB colour mask)")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; on success rename it over ``destination``."""
@@ -99,6 +108,7 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
         yield temporary_path
         with open(temporary_path, "rb+") as written:
             os.fsync(written.fileno())
+        os.chmod(temporary_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(temporary_path, destination)
     finally:
         temporary_path.unlink(missing_ok=True)

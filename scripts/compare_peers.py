@@ -1,7 +1,7 @@
 """pixelseg's models against segmentation_models_pytorch's and torchvision's of the same architecture and encoder.
 
     pip install segmentation-models-pytorch      # the "bench" extra: pip install -e .[bench]
-    python scripts/compare_peers.py --size 360,480 --repeats 10
+    python scripts/compare_peers.py --size 512,512 --repeats 10
 
 Both models of a pair are built with random weights, put in eval mode and timed under ``torch.inference_mode``
 on the CPU, alternating (ours, theirs, ours, ...) so that machine noise hits both alike. Prints parameters,
@@ -55,7 +55,7 @@ def timed(model, images: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="360,480", help="input HEIGHT,WIDTH")
+    parser.add_argument("--size", default="512,512", help="input HEIGHT,WIDTH (smp needs multiples of 32)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--num-classes", type=int, default=11)
@@ -72,11 +72,15 @@ def main() -> None:
         torch.manual_seed(0)
         mine, theirs = build_ours().eval(), build_theirs().eval()
         times = {"ours": [], "theirs": []}
-        with torch.inference_mode():
-            timed(mine, images), timed(theirs, images)  # warm-up
-            for _ in range(args.repeats):
-                times["ours"].append(timed(mine, images))
-                times["theirs"].append(timed(theirs, images))
+        try:
+            with torch.inference_mode():
+                timed(mine, images), timed(theirs, images)  # warm-up
+                for _ in range(args.repeats):
+                    times["ours"].append(timed(mine, images))
+                    times["theirs"].append(timed(theirs, images))
+        except RuntimeError as error:
+            print(f"| {label} | {peer} | - | - | - | - | failed: {str(error).splitlines()[0]} |", flush=True)
+            continue
         ours_ms, theirs_ms = (1000 * statistics.median(times[k]) for k in ("ours", "theirs"))
         params = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (mine, theirs)]
         print(f"| {label} | {peer} | {params[0]:.2f} | {params[1]:.2f} | {ours_ms:.1f} | {theirs_ms:.1f} | "

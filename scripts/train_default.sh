@@ -15,7 +15,9 @@ import torch
 import pixelseg
 
 model = pixelseg.load("runs/camvid_default/model")
+model.meta["data"]["root"] = "camvid"  # a named dataset under $PIXELSEG_DATA, not this machine's path
 pixelseg.save_model(model, "pixelseg/weights/camvid", dtype=torch.float16)
 print("shipped: pixelseg/weights/camvid")
 PY
-"$BIN/pixelseg" eval pixelseg/weights/camvid --split val --out runs/camvid_default/eval_shipped
+"$BIN/pixelseg" eval camvid --split val --out runs/camvid_default/eval_shipped
+"$BIN/pixelseg" eval camvid --split val --flip --scales 0.75,1,1.25 --crf --out runs/camvid_default/eval_shipped_tta_crf

@@ -55,7 +55,8 @@ def _open_eval_dataset(args, model):
     return open_dataset(layout, root, split, **options)
 
 
-def _method_options(args) -> dict:
+def _key_values(args) -> dict:
+    """The repeated --option KEY=VALUE arguments as a dict (values parsed as YAML, lists as tuples)."""
     from pixelseg.engine.config import parse_override
 
     options = {}
@@ -108,9 +109,9 @@ def cmd_eval(args) -> int:
             raise PixelsegError("--method needs --data PATH (the dataset to score it on)")
         dataset = open_dataset(args.layout or "auto", args.data, args.split or "val")
         require_clean(dataset, progress=_progress(args))
-        result = evaluate_method(args.method, dataset, _method_options(args), progress=_progress(args),
+        result = evaluate_method(args.method, dataset, _key_values(args), progress=_progress(args),
                                  examples=args.examples)
-        source, classes = {"method": args.method, "options": _method_options(args)}, dataset.classes
+        source, classes = {"method": args.method, "options": _key_values(args)}, dataset.classes
         out = Path(args.out) if args.out else Path("runs") / f"eval_{args.method}_{dataset.name}_{dataset.split}"
         header = (f"{dataset.name} {dataset.split}: {len(dataset)} images, method {args.method}, "
                   f"{result.metrics['regions_per_image']:.1f} regions per image\nscored with "
@@ -157,7 +158,7 @@ def cmd_predict(args) -> int:
         from pixelseg.classical import get_method
 
         get_method(args.method)  # an unknown name fails before any image is read
-        predictor = functools.partial(predict_regions, args.method, **_method_options(args))
+        predictor = functools.partial(predict_regions, args.method, **_key_values(args))
         what = f"method {args.method}"
     else:
         model = pixelseg.load(args.model or "camvid")
@@ -249,7 +250,8 @@ def cmd_benchmark(args) -> int:
     from pixelseg.engine.benchmark import benchmark, format_rows
 
     height, width = _tile(args.size)
-    rows = benchmark(args.models, height, width, args.num_classes, args.repeats, args.encoder, args.threads)
+    rows = benchmark(args.models, height, width, args.num_classes, args.repeats, args.encoder, args.threads,
+                     _key_values(args))
     threads = args.threads or torch.get_num_threads()
     print(f"1x3x{height}x{width}, {threads} CPU thread(s), median of {args.repeats} runs\n")
     print(format_rows(rows, height, width))
@@ -358,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=10, help="timed forward passes (the median is reported)")
     bench.add_argument("--encoder", help="timm encoder for the architectures that take one")
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    bench.add_argument("--option", action="append", metavar="KEY=VALUE",
+                       help="a model option for every architecture, e.g. decoder_channels=[128,64,32,16,16]")
     bench.set_defaults(func=cmd_benchmark)
 
     demo = commands.add_parser("demo", help="generate a small dataset, train, evaluate and predict on it")

@@ -69,8 +69,10 @@ def _measure_in_child(arguments: tuple) -> dict:
 
 
 def benchmark(names: list[str] | None, height: int, width: int, num_classes: int = 11, repeats: int = 10,
-              encoder: str | None = None, threads: int | None = None) -> list[BenchmarkRow]:
-    """Measure each architecture in its own process; ``encoder`` applies to those that take one."""
+              encoder: str | None = None, threads: int | None = None,
+              options: dict | None = None) -> list[BenchmarkRow]:
+    """Measure each architecture in its own process; ``encoder`` applies to those that take one, ``options``
+    (for example ``{"decoder_channels": [128, 64, 32, 16, 16]}``) to every one."""
     names = names or list(list_models())
     for name in names:
         get_factory(name)  # unknown names fail here, before any measurement
@@ -78,6 +80,7 @@ def benchmark(names: list[str] | None, height: int, width: int, num_classes: int
     context = multiprocessing.get_context("spawn")
     for name in names:
         kwargs = {"encoder": encoder} if encoder and _accepts(name, "encoder") else {}
+        kwargs.update(options or {})
         with context.Pool(1) as pool:
             result = pool.apply(_measure_in_child, ((name, height, width, num_classes, repeats, threads, kwargs),))
         rows.append(BenchmarkRow(**result))
