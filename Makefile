@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-browser lint bench-crf compare-peers classical-vs-deep load-check train-camvid \
+.PHONY: install demo test test-slow test-browser lint bench-crf compare-peers classical-vs-deep load-check train-camvid \
 	train-membrane train-default train-zoo clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# Every architecture overfits a tiny batch (minutes on 2 cores; not in the default suite).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/test_overfit.py
 
 # The page in headless Chromium: installs Debian's chromium and the playwright package, then runs the browser test
 # (the screenshot lands in test-artifacts/cutout_page.png).
