@@ -143,7 +143,7 @@ def cutout_files(inputs: list[str | Path], out_dir: str | Path, settings: Cutout
                  progress: bool = True) -> CutoutSummary:
     """Cut out every input image into ``out_dir`` (``<stem>_cutout.png``, optionally ``<stem>_mask.png``);
     an unreadable image is reported and skipped; nothing is written over an input."""
-    from pixelseg.engine.predict import expand_inputs
+    from pixelseg.engine.predict import plan_outputs
 
     if settings.model is None and settings.box is None:
         raise ConfigError("say what the foreground is: --box x0,y0,x1,y1 and/or --model with --classes")
@@ -151,19 +151,9 @@ def cutout_files(inputs: list[str | Path], out_dir: str | Path, settings: Cutout
         if not settings.classes:
             raise ConfigError("--model needs --classes: the classes that are foreground, e.g. car,pedestrian")
         class_indices(settings.model, settings.classes)
-    out_dir = Path(out_dir).expanduser().resolve()
-    images = expand_inputs(inputs)
-    inputs_set, stems = set(images), {}
-    for image in images:
-        targets = [out_dir / f"{image.stem}_cutout.png", out_dir / f"{image.stem}_mask.png"]
-        if any(t in inputs_set for t in targets):
-            raise DataError(f"{image}: its output would overwrite an input image; choose another --out folder")
-        if image.stem in stems:
-            raise DataError(f"{image} and {stems[image.stem]} share the file stem {image.stem!r}; their outputs would "
-                            "collide, cut them out into different --out folders")
-        stems[image.stem] = image
+    planned = plan_outputs(inputs, out_dir, ("cutout", "mask"))
     summary = CutoutSummary()
-    for path in progress_bar(images, progress, desc="cutting out"):
+    for path in progress_bar(planned, progress, desc="cutting out"):
         try:
             image = read_image(path)
         except DataError as error:
@@ -174,12 +164,10 @@ def cutout_files(inputs: list[str | Path], out_dir: str | Path, settings: Cutout
         except ConfigError as error:  # for example a box outside this image
             summary.failed.append(f"{path}: {error}")
             continue
-        target = out_dir / f"{path.stem}_cutout.png"
-        write_image(target, result)
-        summary.written.append(target)
+        write_image(planned[path]["cutout"], result)
+        summary.written.append(planned[path]["cutout"])
         if save_mask:
-            mask_path = out_dir / f"{path.stem}_mask.png"
-            write_image(mask_path, np.round(alpha * 255).astype(np.uint8))
-            summary.written.append(mask_path)
+            write_image(planned[path]["mask"], np.round(alpha * 255).astype(np.uint8))
+            summary.written.append(planned[path]["mask"])
         summary.foreground_shares.append(float(alpha.mean()))
     return summary

@@ -43,9 +43,23 @@ class PredictSummary:
     failed: list[str] = field(default_factory=list)
 
 
-def output_paths(image: Path, out_dir: Path) -> dict[str, Path]:
-    return {"labels": out_dir / f"{image.stem}_labels.png", "color": out_dir / f"{image.stem}_color.png",
-            "overlay": out_dir / f"{image.stem}_overlay.png"}
+def plan_outputs(inputs: list[str | Path], out_dir: str | Path, kinds: tuple[str, ...]) -> dict[Path, dict[str, Path]]:
+    """Each input image with its output files ``out_dir/<stem>_<kind>.png``; refused before anything is written
+    when an output would overwrite an input or two inputs share a stem."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    images = expand_inputs(inputs)
+    planned = {image: {kind: out_dir / f"{image.stem}_{kind}.png" for kind in kinds} for image in images}
+    inputs_set = set(images)
+    stems: dict[str, Path] = {}
+    for image, outputs in planned.items():
+        clash = [p for p in outputs.values() if p in inputs_set]
+        if clash:
+            raise DataError(f"{clash[0]}: output would overwrite an input image; choose another --out folder")
+        if image.stem in stems:
+            raise DataError(f"{image} and {stems[image.stem]} share the file stem {image.stem!r}; their outputs "
+                            "would collide, write them into different --out folders")
+        stems[image.stem] = image
+    return planned
 
 
 def label_image(labels: np.ndarray) -> np.ndarray:
@@ -60,21 +74,9 @@ def predict_files(predictor: SegmentationModel | Callable[[np.ndarray], Predicti
     and skipped."""
     if isinstance(predictor, SegmentationModel):
         predictor = functools.partial(predict_image, predictor)
-    out_dir = Path(out_dir).expanduser().resolve()
-    images = expand_inputs(inputs)
-    planned = {image: output_paths(image, out_dir) for image in images}
-    inputs_set = set(images)
-    stems: dict[str, Path] = {}
-    for image, outputs in planned.items():
-        clash = [p for p in outputs.values() if p in inputs_set]
-        if clash:
-            raise DataError(f"{clash[0]}: output would overwrite an input image; choose another --out folder")
-        if image.stem in stems:
-            raise DataError(f"{image} and {stems[image.stem]} share the file stem {image.stem!r}; their outputs "
-                            "would collide, predict them into different --out folders")
-        stems[image.stem] = image
+    planned = plan_outputs(inputs, out_dir, ("labels", "color", "overlay"))
     summary = PredictSummary()
-    for image_path in progress_bar(images, progress, desc="predicting"):
+    for image_path in progress_bar(planned, progress, desc="predicting"):
         try:
             image = read_image(image_path)
         except DataError as error:
