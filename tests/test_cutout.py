@@ -119,3 +119,16 @@ def test_cutout_command(tmp_path):
     assert Image.open(tmp_path / "out" / "photo_cutout.png").mode == "RGB"
     nothing = pixelseg("cutout", tmp_path / "photo.png", "--out", tmp_path / "o2")
     assert nothing.returncode == 2 and "--box" in nothing.stderr and "Traceback" not in nothing.stderr
+
+
+def test_scribbles_alone_and_their_size_is_checked(tmp_path):
+    image, truth = scene()
+    scribbles = np.full(truth.shape, 128, np.uint8)
+    scribbles[55:65, 70:90] = 255  # a stroke on the object
+    scribbles[:4] = 0  # a stroke on the background
+    Image.fromarray(scribbles).save(tmp_path / "strokes.png")
+    _, alpha = cutout_image(image, CutoutSettings(scribbles=tmp_path / "strokes.png"))
+    assert ((alpha > 0.5) == truth).mean() > 0.95
+    Image.fromarray(scribbles[:60]).save(tmp_path / "small.png")
+    with pytest.raises(ConfigError, match="scribbles are 160x60"):
+        cutout_image(image, CutoutSettings(scribbles=tmp_path / "small.png"))

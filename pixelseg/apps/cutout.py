@@ -22,6 +22,7 @@ from pixelseg.utils import progress_bar
 @dataclass
 class CutoutSettings:
     box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in pixels
+    scribbles: str | Path | None = None  # grey image, image-sized: 255 = surely foreground, 0 = surely background
     model: object | None = None  # a SegmentationModel
     classes: Sequence[str] = ()  # the model's classes that are foreground
     refine: bool = False  # soften the alpha along the boundary
@@ -39,12 +40,30 @@ def class_indices(model, names: Sequence[str]) -> list[int]:
     return [known[name.lower()] for name in names]
 
 
+def _check_foreground_given(settings: CutoutSettings) -> None:
+    if settings.model is None and settings.box is None and settings.scribbles is None:
+        raise ConfigError("say what the foreground is: --box x0,y0,x1,y1, --scribbles PNG and/or --model with "
+                          "--classes")
+
+
+def read_scribbles(path: str | Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(sure foreground, sure background) boolean masks from a grey scribble image: 255 and 0; other values
+    (for example a mid-grey canvas) are unknown."""
+    from pixelseg.io import read_label_image
+
+    values = read_label_image(path)
+    if values.ndim == 3:
+        values = values[..., :3].mean(2)
+    if values.shape != shape:
+        raise ConfigError(f"{path}: scribbles are {values.shape[1]}x{values.shape[0]}, the image {shape[1]}x{shape[0]}")
+    return values == 255, values == 0
+
+
 def foreground_mask(image: np.ndarray, settings: CutoutSettings) -> np.ndarray:
     """(H, W) float mask in 0..1 from a box, a model's classes, or both."""
     from pixelseg.classical import grabcut
 
-    if settings.model is None and settings.box is None:
-        raise ConfigError("say what the foreground is: --box x0,y0,x1,y1 and/or --model with --classes")
+    _check_foreground_given(settings)
     prior = None
     if settings.model is not None:
         if not settings.classes:
@@ -53,10 +72,14 @@ def foreground_mask(image: np.ndarray, settings: CutoutSettings) -> np.ndarray:
 
         indices = class_indices(settings.model, settings.classes)
         prior = predict_image(settings.model, image).probabilities[indices].sum(0)
-        if settings.box is None:
+        if settings.box is None and settings.scribbles is None:
             return (prior > 0.5).astype(np.float32)
+    foreground = background = None
+    if settings.scribbles is not None:
+        foreground, background = read_scribbles(settings.scribbles, image.shape[:2])
     try:
-        return grabcut(image, box=settings.box, prior=prior, iterations=settings.iterations).astype(np.float32)
+        return grabcut(image, box=settings.box, foreground=foreground, background=background, prior=prior,
+                       iterations=settings.iterations).astype(np.float32)
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
@@ -145,8 +168,7 @@ def cutout_files(inputs: list[str | Path], out_dir: str | Path, settings: Cutout
     an unreadable image is reported and skipped; nothing is written over an input."""
     from pixelseg.engine.predict import plan_outputs
 
-    if settings.model is None and settings.box is None:
-        raise ConfigError("say what the foreground is: --box x0,y0,x1,y1 and/or --model with --classes")
+    _check_foreground_given(settings)
     if settings.model is not None:
         if not settings.classes:
             raise ConfigError("--model needs --classes: the classes that are foreground, e.g. car,pedestrian")

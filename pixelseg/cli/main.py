@@ -161,7 +161,10 @@ def cmd_predict(args) -> int:
         predictor = functools.partial(predict_regions, args.method, **_key_values(args))
         what = f"method {args.method}"
     else:
-        model = pixelseg.load(args.model or "camvid")
+        from pixelseg.models.serialization import SHIPPED_DIR
+
+        # The default is the shipped model's folder itself, so a ./camvid folder (a dataset) cannot shadow it.
+        model = pixelseg.load(args.model or SHIPPED_DIR / "camvid")
         predictor = functools.partial(predict_image, model, scale=args.scale, tile=_tile(args.tile),
                                       overlap=args.overlap, crf=_crf(args), flip=args.flip, scales=_scales(args))
         what = f"model {args.model or 'camvid (shipped)'}{' + dense CRF' if args.crf else ''}"
@@ -192,8 +195,8 @@ def cmd_cutout(args) -> int:
 
     model = pixelseg.load(args.model) if args.model else None
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else []
-    settings = CutoutSettings(box=_box(args.box), model=model, classes=classes, refine=args.refine,
-                              background=args.background)
+    settings = CutoutSettings(box=_box(args.box), scribbles=args.scribbles, model=model, classes=classes,
+                              refine=args.refine, background=args.background)
     summary = cutout_files(args.inputs, args.out, settings, save_mask=args.mask, progress=_progress(args))
     images = len(summary.foreground_shares)
     share = f", foreground {100 * sum(summary.foreground_shares) / images:.1f} % of the pixels on average" if images \
@@ -320,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     cutout.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     cutout.add_argument("--out", default="cutouts", help="output folder (default: ./cutouts)")
     cutout.add_argument("--box", help="x0,y0,x1,y1: the object lies inside (GrabCut; no model needed)")
+    cutout.add_argument("--scribbles", help="grey PNG the size of the image: 255 = surely foreground, 0 = surely "
+                                            "background, other values unknown (GrabCut)")
     cutout.add_argument("--model", help="checkpoint, model folder or shipped model name (camvid)")
     cutout.add_argument("--classes", help="with --model: the foreground classes, e.g. car,pedestrian")
     cutout.add_argument("--refine", action="store_true", help="soft alpha along the boundary (guided filter)")
