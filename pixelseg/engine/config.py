@@ -72,6 +72,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # cap on optimizer steps per epoch (quick runs)
     threads: int | None = None  # CPU threads for torch (default: all cores)
     init_from: str | None = None  # start from these weights (model dir or checkpoint of the same architecture)
+    sync_bn: bool = True  # under torchrun: batch-norm statistics over the global batch, not each rank's share
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pixelseg.crf import DenseCRF
 from pixelseg.data.classes import ClassInfo
 from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import evaluation_transform
+from pixelseg.engine import distributed
 from pixelseg.engine.inference import model_device, predict_logits
 from pixelseg.io import write_text
 from pixelseg.metrics import ConfusionMatrix, metrics_from_confusion
@@ -95,11 +96,16 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
     previous = dataset.transform
     dataset.transform = evaluation_transform(model.meta["mean"], model.meta["std"])
     confusion = ConfusionMatrix(model.classes.num_classes, device=device)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=workers)
+    # Under torchrun each rank scores every world_size-th image; the confusion matrices are then summed.
+    context = distributed.current()
+    indices = list(range(context.rank, len(dataset), context.world_size))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=1,
+                                         num_workers=workers)
     keep = _example_indices(len(dataset), examples)
     kept = []
     try:
-        for index, (image, mask) in enumerate(progress_bar(loader, progress, desc="evaluating")):
+        for index, (image, mask) in zip(indices, progress_bar(loader, progress and context.is_main,
+                                                                desc="evaluating"), strict=True):
             logits = predict_logits(model, image.to(device), scale, tile, overlap, flip, scales)
             if crf is not None:
                 logits = crf(dataset.read_image(index), logits[0].softmax(0)).unsqueeze(0)
@@ -109,6 +115,7 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
                 kept.append((dataset.read_image(index), mask[0].numpy(), predicted[0].cpu().numpy()))
     finally:
         dataset.transform = previous
+    distributed.sum_across_ranks(confusion.matrix)
     return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), model.classes.names, kept)
 
 

@@ -22,8 +22,10 @@ import numpy as np
 import torch
 
 from pixelseg.data import open_dataset, require_clean
+from pixelseg.data.classes import IGNORE_INDEX
 from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, training_transform
+from pixelseg.engine import distributed
 from pixelseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
@@ -114,8 +116,20 @@ def segmentation_loss(model, loss_fn, outputs, masks: torch.Tensor) -> torch.Ten
     """The loss of the main output, plus ``model.aux_weight`` times that of an auxiliary head's output."""
     if isinstance(outputs, tuple):
         logits, aux_logits = outputs
-        return loss_fn(logits, masks) + model.aux_weight * loss_fn(aux_logits, masks)
+        aux_weight = getattr(model, "module", model).aux_weight  # the model itself, or inside DDP
+        return loss_fn(logits, masks) + aux_weight * loss_fn(aux_logits, masks)
     return loss_fn(outputs, masks)
+
+
+def _share_of_labelled_pixels(masks: torch.Tensor, ignore_index: int) -> torch.Tensor | float:
+    """Under DDP: this rank's labelled pixels over the mean per rank, so that DDP's average of the ranks' pixel-mean
+    losses is the pixel mean over the global batch (as in one process), not a mean of means. 1 in one process."""
+    context = distributed.current()
+    if not context.distributed:
+        return 1.0
+    labelled = (masks != ignore_index).sum().to(torch.float64)
+    total = distributed.sum_across_ranks(labelled.clone())
+    return (labelled * context.world_size / total.clamp_min(1)).to(torch.float32)
 
 
 def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch: int, accumulate: int = 1,
@@ -132,8 +146,9 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
             loss = segmentation_loss(model, loss_fn, model(images), masks)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {index}: lower optimizer.lr")
-        (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
         total += loss.item()
+        loss = loss * _share_of_labelled_pixels(masks, getattr(loss_fn, "ignore_index", IGNORE_INDEX))
+        (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
         count += 1
         if (index + 1) % accumulate == 0:
             if scaler:
@@ -162,10 +177,19 @@ def _write_log(path: Path, history: list[dict]) -> None:
 def train(config: Config, resume: bool | str | Path = False, progress: bool = True) -> Path:
     """Train as ``config`` says; returns the run directory. ``resume``: True for ``out_dir/last.pt``, or a path."""
     out_dir = Path(config.train.out_dir)
-    check_output_dir(out_dir)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = select_device(config.train.device)
+    context = distributed.setup(device.type)
+    if context.distributed and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+        torch.cuda.set_device(device)
+    progress = progress and context.is_main
+    if context.is_main:
+        check_output_dir(out_dir)
+    if config.train.batch_size % context.world_size:
+        raise ConfigError(f"train.batch_size {config.train.batch_size} (the global batch) is not divisible by the "
+                          f"{context.world_size} processes")
     seed_everything(config.train.seed)
 
     train_set = open_split(config, config.data.train_split)
@@ -186,7 +210,16 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     })
     if config.train.init_from and not resume:
         initialise_from(model, Path(config.train.init_from))
+    if context.distributed and config.train.sync_bn:
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        else:
+            distributed.convert_sync_batchnorm(model)
     model.to(device)
+    trained = model
+    if context.distributed:
+        device_ids = [device] if device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     loss_fn = build_loss({"ce": config.loss.ce, "focal": config.loss.focal, "dice": config.loss.dice},
                          class_weights(config, report.class_pixels), classes.ignore_index,
                          config.loss.focal_gamma).to(device)
@@ -223,16 +256,20 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
         restore_rng_state(checkpoint["rng"])
         start_epoch, best_miou, history = checkpoint["epoch"] + 1, checkpoint["best_miou"], checkpoint["history"]
 
-    generator = torch.Generator()
+    # One shuffle for any number of processes: rank r takes every world_size-th image of the epoch's order, so
+    # the union of the ranks' batches is the batch a single process would draw.
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=context.world_size, rank=context.rank,
+                                                  shuffle=True, seed=config.train.seed, drop_last=True)
     for epoch in range(start_epoch, config.train.epochs + 1):
         started = time.time()
         train_set.set_epoch(epoch)
-        generator.manual_seed(config.train.seed * 100_003 + epoch)
+        sampler.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(
-            train_set, batch_size=config.train.batch_size, shuffle=True, generator=generator, drop_last=True,
+            train_set, batch_size=config.train.batch_size // context.world_size, sampler=sampler, drop_last=True,
             num_workers=config.data.workers, pin_memory=device.type == "cuda")
-        train_loss = train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch,
+        train_loss = train_one_epoch(trained, loss_fn, optimizer, scheduler, loader, device, epoch,
                                      config.train.accumulate, scaler, amp_dtype, steps_per_epoch, progress)
+        train_loss = _mean_across_ranks(train_loss, device)
         row = {"epoch": epoch, "train_loss": round(train_loss, 6), "lr": optimizer.param_groups[0]["lr"],
                "val_miou": None, "val_pixel_accuracy": None}
         validate = val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
@@ -252,18 +289,32 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
             "history": history, "rng": rng_state(), "config": config.to_dict(), "model_config": model.config,
             "model_meta": model.meta,
         }
-        save_checkpoint(out_dir / "last.pt", state)
-        if improved:
-            save_checkpoint(out_dir / "best.pt", state)
-        _write_log(out_dir / "log.csv", history)
-        plot_training_curve(history, out_dir / "curve.png")
-        shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
-        print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)", flush=True)
+        if context.is_main:
+            save_checkpoint(out_dir / "last.pt", state)
+            if improved:
+                save_checkpoint(out_dir / "best.pt", state)
+            _write_log(out_dir / "log.csv", history)
+            plot_training_curve(history, out_dir / "curve.png")
+            shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
+            print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)",
+                  flush=True)
+        distributed.barrier(context)
 
-    best = load_checkpoint(out_dir / "best.pt")
-    save_model(build_from_config(best["model_config"], best["model_meta"], best["model"], out_dir / "best.pt"),
-               out_dir / "model")
+    if context.is_main:
+        best = load_checkpoint(out_dir / "best.pt")
+        save_model(build_from_config(best["model_config"], best["model_meta"], best["model"], out_dir / "best.pt"),
+                   out_dir / "model")
+    distributed.barrier(context)
     return out_dir
+
+
+def _mean_across_ranks(value: float, device: torch.device) -> float:
+    """The mean of a per-rank number over all ranks (the number itself in a single process)."""
+    context = distributed.current()
+    if not context.distributed:
+        return value
+    return float(distributed.sum_across_ranks(torch.tensor([value], device=device, dtype=torch.float64))) / (
+        context.world_size)
 
 
 def initialise_from(model: torch.nn.Module, source: Path) -> None:

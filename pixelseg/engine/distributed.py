@@ -1,0 +1,109 @@
+"""Distributed data parallel training and evaluation (PyTorch DDP), launched with torchrun.
+
+``torchrun --nproc_per_node N -m pixelseg train CONFIG`` sets RANK / WORLD_SIZE / LOCAL_RANK; :func:`setup`
+joins the process group (gloo on the CPU, nccl on GPUs). Each rank trains on its share of every global batch
+(``train.batch_size`` is the global batch), gradients are averaged by DDP, validation shards the images across
+ranks and sums the confusion matrices, and only rank 0 writes checkpoints, logs and pictures.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup(device_type: str) -> Context:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); a single process otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Context()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def current() -> Context:
+    """The context of an already initialised process group (or a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Context()
+
+
+def barrier(context: Context) -> None:
+    if context.distributed:
+        dist.barrier()
+
+
+def sum_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over all ranks (in place; a no-op in a single process)."""
+    if current().distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm whose batch statistics are computed over the whole global batch, on any device.
+
+    PyTorch's ``nn.SyncBatchNorm`` runs on GPUs only; this one all-reduces the per-channel count, sum and sum of
+    squares with the differentiable ``torch.distributed.nn`` all-reduce, so CPU (gloo) runs get the statistics a
+    single process would compute on the global batch.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not current().distributed:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=x.dtype)
+        stats = torch.cat([count, x.sum((0, 2, 3)), (x * x).sum((0, 2, 3))])
+        with warnings.catch_warnings():  # "deprecated": its replacement is still a private module
+            warnings.simplefilter("ignore", FutureWarning)
+            stats = all_reduce(stats)
+        total, sums, squares = stats[0], stats[1: 1 + x.shape[1]], stats[1 + x.shape[1]:]
+        mean = sums / total
+        variance = squares / total - mean * mean
+        if self.track_running_stats:
+            with torch.no_grad():
+                unbiased = variance * total / (total - 1)
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+                self.num_batches_tracked += 1
+        shape = (1, -1, 1, 1)
+        normalised = (x - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.eps)
+        if self.affine:
+            normalised = normalised * self.weight.view(shape) + self.bias.view(shape)
+        return normalised
+
+
+def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Every ``BatchNorm2d`` of ``module`` replaced by :class:`SyncBatchNorm2d` with the same parameters and
+    buffers (the state dict keys do not change)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, SyncBatchNorm2d):
+            synced = SyncBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                     child.track_running_stats)
+            synced.load_state_dict(child.state_dict())
+            setattr(module, name, synced)
+        else:
+            convert_sync_batchnorm(child)
+    return module

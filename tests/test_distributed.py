@@ -1,0 +1,97 @@
+"""DDP on the CPU (gloo): 2 processes train like one process with the same global batch, and evaluate to
+exactly the single-process confusion matrix."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+import yaml
+
+from tests.conftest import tiny_config
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run(command: list[str], cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(shapes_root, tmp_path):
+    config = tiny_config(shapes_root, tmp_path / "unused", epochs=1, steps_per_epoch=2)
+    # Cross-entropy only (Dice is a batch-level loss: per-rank Dice averaged is not the global batch's Dice) and
+    # no rescaling (padding would give the ranks different numbers of labelled pixels).
+    config["loss"] = {"ce": 1.0}
+    config["data"]["scale_range"] = [1.0, 1.0]
+    config["data"]["val_split"] = None
+    config["train"]["threads"] = 1
+    # SGD: updates linear in the gradient. (Adam divides by the gradient's size, so float-rounding noise in
+    # near-zero gradients becomes steps of +-lr, and no two summation orders agree.)
+    # Float rounding differs (each rank sums its share first); the first layer, whose gradient sums the most
+    # terms, shows it most, about 1e-5 after a step.
+    config["optimizer"] = {"name": "sgd", "lr": 0.02, "momentum": 0.9}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    single = run([sys.executable, "-m", "pixelseg", "--quiet", "train", str(path), "--out", "single"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("epoch 1/1") == 1  # only rank 0 reports
+
+    one_state = torch.load(tmp_path / "single" / "last.pt", weights_only=False)
+    ddp_state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+    assert one_state["model"].keys() == ddp_state["model"].keys()
+    compared = 0
+    for key, value in one_state["model"].items():
+        if value.is_floating_point():
+            assert torch.allclose(value, ddp_state["model"][key], atol=1e-4, rtol=1e-3), key
+            compared += 1
+    assert compared > 10
+    assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+
+
+def _evaluate_on_rank(rank: int, world_size: int, port: int, model_dir: str, data_root: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    import pixelseg
+    from pixelseg.data import open_dataset
+    from pixelseg.engine import evaluate
+
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        model = pixelseg.load(model_dir)
+        result = evaluate(model, open_dataset("folder", data_root, "val"), progress=False)
+        if rank == 0:
+            np.save(out, result.confusion)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_evaluation_on_two_ranks_gives_exactly_the_single_process_confusion(shapes_root, tmp_path):
+    import pixelseg
+    from pixelseg.data import open_dataset
+    from pixelseg.engine import evaluate
+    from pixelseg.models import create, save_model
+
+    model = create("unet", num_classes=4, encoder="resnet18", decoder_channels=[16, 8, 8, 8, 8]).eval()
+    save_model(model, tmp_path / "model")
+    single = evaluate(pixelseg.load(tmp_path / "model"), open_dataset("folder", shapes_root, "val"), progress=False)
+    out = tmp_path / "confusion.npy"
+    mp.spawn(_evaluate_on_rank, args=(2, free_port(), str(tmp_path / "model"), str(shapes_root), str(out)),
+             nprocs=2, join=True)
+    assert np.array_equal(np.load(out), single.confusion)
+    assert single.confusion.sum() > 10_000  # 4 images of 48x64, less the ignored border pixels
