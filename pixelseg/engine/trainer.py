@@ -337,5 +337,7 @@ def check_output_dir(out_dir: Path) -> None:
         probe = out_dir / ".write-test"
         probe.write_bytes(b"0" * 1024)
         probe.unlink()
+        for stale in out_dir.glob(".*.tmp*"):  # left by a run killed while writing (io.atomic_path); never read
+            stale.unlink(missing_ok=True)
     except OSError as error:
         raise ConfigError(f"train.out_dir {out_dir}: cannot write there ({error})") from None

@@ -1,0 +1,49 @@
+"""A run killed with SIGKILL leaves a usable last checkpoint, and --resume reaches the uninterrupted run's weights."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+import yaml
+
+from pixelseg.engine.checkpoint import load_checkpoint
+from tests.conftest import tiny_config
+
+
+def test_sigkill_mid_run_then_resume_gives_the_same_final_weights(shapes_root, tmp_path):
+    config = tiny_config(shapes_root, tmp_path / "unused", epochs=4)
+    config["train"]["threads"] = 1
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(out: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "pixelseg", "--quiet", "train", str(path), "--out", str(tmp_path / out), *extra]
+
+    straight = subprocess.run(command("straight"), capture_output=True, text=True, env=env, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+
+    # Kill without warning as soon as the first checkpoint exists: mid-epoch 2, or while writing a checkpoint.
+    victim = subprocess.Popen(command("killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(30)
+    assert victim.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    state = load_checkpoint(last)  # readable: never a half-written file under the final name
+    assert 1 <= state["epoch"] < 4
+    resumed = subprocess.run(command("killed", "--resume"), capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(last)
+    assert a["epoch"] == b["epoch"] == 4
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    assert not list(last.parent.glob(".*.tmp*"))  # a temporary file the kill interrupted is cleared on resume
