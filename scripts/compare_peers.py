@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--num-classes", type=int, default=11)
+    parser.add_argument("--only", help="only the architectures whose label contains this text, e.g. DeepLabv3+")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,6 +70,8 @@ def main() -> None:
     print("| architecture | peer | params ours (M) | params theirs (M) | ours (ms) | theirs (ms) | theirs / ours |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for label, build_ours, build_theirs, peer in peers(args.num_classes):
+        if args.only and args.only not in label:
+            continue
         torch.manual_seed(0)
         mine, theirs = build_ours().eval(), build_theirs().eval()
         times = {"ours": [], "theirs": []}

@@ -11,6 +11,13 @@ from torch import nn
 from pixelseg.models.base import conv_bn_relu
 
 
+def separable_conv_bn_relu(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Sequential:
+    """Atrous separable convolution (DeepLabv3+): a 3x3 depthwise (dilated) conv, a 1x1 pointwise conv, BN, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, in_channels, 3, padding=dilation, dilation=dilation, groups=in_channels, bias=False),
+        nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
 class ASPPPooling(nn.Module):
     """Image-level features: global average pooling, 1x1 conv, upsampled back."""
 
@@ -26,13 +33,15 @@ class ASPPPooling(nn.Module):
 
 
 class ASPP(nn.Module):
-    """Atrous Spatial Pyramid Pooling: a 1x1 conv, 3x3 atrous convs at ``rates``, image pooling; fused by 1x1."""
+    """Atrous Spatial Pyramid Pooling: a 1x1 conv, 3x3 atrous convs at ``rates`` (depthwise-separable with
+    ``separable``), image pooling; fused by 1x1."""
 
     def __init__(self, in_channels: int, out_channels: int = 256, rates: Sequence[int] = (6, 12, 18),
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, separable: bool = False) -> None:
         super().__init__()
         branches = [conv_bn_relu(in_channels, out_channels, kernel_size=1)]
-        branches += [conv_bn_relu(in_channels, out_channels, dilation=rate) for rate in rates]
+        branches += [separable_conv_bn_relu(in_channels, out_channels, rate) if separable
+                     else conv_bn_relu(in_channels, out_channels, dilation=rate) for rate in rates]
         branches.append(ASPPPooling(in_channels, out_channels))
         self.branches = nn.ModuleList(branches)
         self.project = nn.Sequential(conv_bn_relu(out_channels * len(branches), out_channels, kernel_size=1),
@@ -43,15 +52,16 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3PlusDecoder(nn.Module):
-    """ASPP on the deep features, upsampled 4x and fused with 48-channel low-level (stride-4) features."""
+    """Separable ASPP on the deep features, upsampled 4x and fused with 48-channel low-level (stride-4) features
+    through two 3x3 separable convs."""
 
     def __init__(self, high_channels: int, low_channels: int, rates: Sequence[int], channels: int = 256,
                  low_level_channels: int = 48) -> None:
         super().__init__()
-        self.aspp = ASPP(high_channels, channels, rates)
+        self.aspp = ASPP(high_channels, channels, rates, separable=True)
         self.reduce_low = conv_bn_relu(low_channels, low_level_channels, kernel_size=1)
-        self.fuse = nn.Sequential(conv_bn_relu(channels + low_level_channels, channels),
-                                  conv_bn_relu(channels, channels))
+        self.fuse = nn.Sequential(separable_conv_bn_relu(channels + low_level_channels, channels),
+                                  separable_conv_bn_relu(channels, channels))
         self.out_channels = channels
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,10 @@
 
 Faithful: atrous encoder at output stride 16 or 8; ASPP with a 1x1 branch, 3x3 atrous branches at rates
 (6, 12, 18) at stride 16 (doubled at stride 8) and image-level pooling; v3+ fuses the 4x-upsampled ASPP
-features with 48-channel stride-4 features through two 3x3 convs, then upsamples 4x. Differs: the encoder is any
-timm backbone that supports ``output_stride`` (default ResNet-50 rather than Xception-65 / ResNet-101), the
-convolutions are not depthwise-separable, and no multi-grid unit rates are used in the last block.
+features with 48-channel stride-4 features through two 3x3 convs, then upsamples 4x; v3+'s ASPP and decoder
+convolutions are atrous depthwise-separable (depthwise 3x3, pointwise 1x1, BN, ReLU). Differs: the encoder is any
+timm backbone that supports ``output_stride`` (default ResNet-50 rather than Xception-65 / ResNet-101), and no
+multi-grid unit rates are used in the last block.
 """
 
 from __future__ import annotations
