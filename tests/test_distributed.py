@@ -95,3 +95,33 @@ def test_evaluation_on_two_ranks_gives_exactly_the_single_process_confusion(shap
              nprocs=2, join=True)
     assert np.array_equal(np.load(out), single.confusion)
     assert single.confusion.sum() > 10_000  # 4 images of 48x64, less the ignored border pixels
+
+
+def test_prediction_and_evaluation_commands_on_two_ranks_match_one_process(shapes_root, tmp_path):
+    from pixelseg.models import create, save_model
+
+    model = create("unet", num_classes=4, encoder="resnet18", decoder_channels=[16, 8, 8, 8, 8]).eval()
+    save_model(model, tmp_path / "model")
+    images = str(shapes_root / "images" / "val")
+    base = [sys.executable, "-m", "pixelseg", "--quiet"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+
+    single = run([*base, "predict", images, "--model", "model", "--out", "one"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    two = run([*torchrun, str(free_port()), "-m", "pixelseg", "--quiet", "predict", images, "--model", "model",
+               "--out", "two"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    one_files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert one_files == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(one_files) == 12
+    for name in one_files:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+    evaluated = run([*torchrun, str(free_port()), "-m", "pixelseg", "--quiet", "eval", "model", "--data",
+                     str(shapes_root), "--out", "eval2"], tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    alone = run([*base, "eval", "model", "--data", str(shapes_root), "--out", "eval1"], tmp_path)
+    import json
+
+    two_ranks = json.loads((tmp_path / "eval2" / "metrics.json").read_text())["confusion_matrix"]
+    assert two_ranks == json.loads((tmp_path / "eval1" / "metrics.json").read_text())["confusion_matrix"]
+    assert alone.returncode == 0 and evaluated.stdout.count("mIoU") == 1  # rank 0 alone reports

@@ -119,6 +119,9 @@ def cmd_eval(args) -> int:
     else:
         if not args.checkpoint:
             raise PixelsegError("give a checkpoint (or model folder) to evaluate, or --method NAME")
+        from pixelseg.engine import distributed
+
+        distributed.setup("cpu")  # under torchrun: images are sharded, confusion matrices summed
         model = pixelseg.load(args.checkpoint)
         dataset = _open_eval_dataset(args, model)
         require_clean(dataset, progress=_progress(args))
@@ -137,6 +140,10 @@ def cmd_eval(args) -> int:
                           ", dense CRF" if args.crf else ""])
         header = (f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
                   f"(network input scale {scale}{extras})")
+    from pixelseg.engine import distributed
+
+    if not distributed.current().is_main:
+        return 0
     paths = result.save(out, classes, {**source, "dataset": dataset.name, "root": str(dataset.root),
                                        "split": dataset.split, "images": len(dataset)})
     print(header + "\n")
@@ -168,8 +175,14 @@ def cmd_predict(args) -> int:
         predictor = functools.partial(predict_image, model, scale=args.scale, tile=_tile(args.tile),
                                       overlap=args.overlap, crf=_crf(args), flip=args.flip, scales=_scales(args))
         what = f"model {args.model or 'camvid (shipped)'}{' + dense CRF' if args.crf else ''}"
+    from pixelseg.engine import distributed
+
+    context = distributed.setup("cpu")  # under torchrun each rank writes its share of the images
     predictor = _timed(predictor)
     summary = predict_files(predictor, args.inputs, args.out, alpha=args.alpha, progress=_progress(args))
+    if context.distributed:
+        print(f"rank {context.rank}: {len(summary.written) // 3} image(s)")
+        return 0
     images = len(summary.written) // 3
     per_image = f", {sum(predictor.seconds) / len(predictor.seconds):.2f} s per image" if predictor.seconds else ""
     print(f"{images} image(s) predicted by {what} into {Path(args.out).resolve()}{per_image} "
@@ -269,7 +282,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixelseg", description="Semantic segmentation: train, evaluate, predict.")
+    parser = argparse.ArgumentParser(prog="pixelseg", description="Semantic segmentation: train, evaluate, predict, "
+                                                                  "cut out, serve.")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelseg.engine import distributed
 from pixelseg.engine.inference import Prediction, predict_image
 from pixelseg.errors import DataError
 from pixelseg.io import IMAGE_EXTENSIONS, list_images, read_image, write_image
@@ -76,7 +77,9 @@ def predict_files(predictor: SegmentationModel | Callable[[np.ndarray], Predicti
         predictor = functools.partial(predict_image, predictor)
     planned = plan_outputs(inputs, out_dir, ("labels", "color", "overlay"))
     summary = PredictSummary()
-    for image_path in progress_bar(planned, progress, desc="predicting"):
+    context = distributed.current()  # under torchrun each rank predicts every world_size-th image
+    mine = list(planned)[context.rank::context.world_size]
+    for image_path in progress_bar(mine, progress and context.is_main, desc="predicting"):
         try:
             image = read_image(image_path)
         except DataError as error:
