@@ -2,9 +2,10 @@
 
     python scripts/load_check.py --clients 2 --max-concurrent 2 --seconds 30 --model camvid
 
-Starts the server in its own process, warms it up, then every client posts the same image to /api/segment in
-a loop. Reports requests/s, p50/p95 latency, errors by status (there must be none while clients <= the server's
-concurrency limit) and the server's resident memory after warm-up and at the end (it must stay flat).
+Starts the server in its own process, warms it up under the same load (``--warmup`` seconds), then every client
+posts the same image to /api/segment in a loop. Reports requests/s, p50/p95 latency, errors by status (there must
+be none while clients <= the server's concurrency limit) and the server's resident memory after the warm-up and
+at the end (it must stay flat).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--max-concurrent", type=int, default=2, help="the server's --max-concurrent")
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=10, help="seconds of the same load before measuring")
     parser.add_argument("--model", default="camvid", help="model name, or method:NAME for a classical method")
     parser.add_argument("--image", help="image to post (default: a generated 480x360 PNG)")
     args = parser.parse_args()
@@ -65,11 +67,8 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        for _ in range(3):  # warm-up: the model is loaded on first use
-            httpx.post(f"{url}/api/segment", files={"file": ("x.png", payload)}, data=form, timeout=120)
-        memory_before = resident_mb(server.pid)
         latencies, statuses, lock = [], Counter(), threading.Lock()
-        stop = time.time() + args.seconds
+        stop = 0.0
 
         def client() -> None:
             with httpx.Client(timeout=120) as session:
@@ -84,13 +83,22 @@ def main() -> None:
                         latencies.append(time.perf_counter() - started)
                         statuses[status] += 1
 
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        began = time.time()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.time() - began
+        def load(seconds: float) -> float:
+            nonlocal stop
+            stop = time.time() + seconds
+            threads = [threading.Thread(target=client) for _ in range(args.clients)]
+            began = time.time()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return time.time() - began
+
+        load(args.warmup)  # the model loads, the allocator's pools fill: not counted
+        latencies.clear()
+        statuses.clear()
+        memory_before = resident_mb(server.pid)
+        elapsed = load(args.seconds)
         memory_after = resident_mb(server.pid)
     finally:
         server.terminate()
@@ -103,8 +111,8 @@ def main() -> None:
     print(f"requests: {len(latencies)} ({ok} ok), {ok / elapsed:.2f} ok/s")
     print(f"latency: p50 {1000 * statistics.median(latencies):.0f} ms, p95 {1000 * quantiles[18]:.0f} ms")
     print(f"errors: {errors or 0}")
-    print(f"server memory: {memory_before:.0f} MB after warm-up, {memory_after:.0f} MB at the end "
-          f"({memory_after - memory_before:+.0f} MB)")
+    print(f"server memory: {memory_before:.0f} MB after {args.warmup:.0f} s of warm-up, {memory_after:.0f} MB at "
+          f"the end ({memory_after - memory_before:+.0f} MB)")
 
 
 if __name__ == "__main__":
