@@ -31,6 +31,22 @@ class CutoutSettings:
     iterations: int = 5
 
 
+def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    """"x0,y0,x1,y1" (pixels) as a tuple; None for no text; a ConfigError otherwise."""
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"box {text!r}: expected x0,y0,x1,y1 in pixels, e.g. 40,20,300,260") from None
+    return x0, y0, x1, y1
+
+
+def parse_class_names(text: str | None) -> list[str]:
+    """"car, pedestrian" as ["car", "pedestrian"]; [] for no text."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
 def class_indices(model, names: Sequence[str]) -> list[int]:
     """Indices of ``names`` among the model's classes (case-insensitive); an unknown name is a ConfigError."""
     known = {name.lower(): index for index, name in enumerate(model.classes.names)}

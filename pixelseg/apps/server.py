@@ -188,22 +188,19 @@ def create_app(settings: ServerSettings | None = None):
                      background: str | None = Form(None)):
         """An RGBA PNG (or RGB over ``background``) of the foreground: ``box`` = "x0,y0,x1,y1" and/or ``model``
         with ``classes`` = "car,pedestrian"."""
-        from pixelseg.apps.cutout import CutoutSettings, cutout_image, parse_colour
+        from pixelseg.apps.cutout import CutoutSettings, cutout_image, parse_box, parse_class_names, parse_colour
 
-        parsed_box = None
-        if box:
-            try:
-                x0, y0, x1, y1 = (int(round(float(v))) for v in box.split(","))
-            except ValueError:
-                raise HTTPException(422, "box must be x0,y0,x1,y1 in pixels") from None
-            parsed_box = (x0, y0, x1, y1)
+        try:
+            parsed_box = parse_box(box)
+        except PixelsegError:
+            raise HTTPException(422, "box must be x0,y0,x1,y1 in pixels") from None
         if background and background != "blur" and parse_colour(background) is None:
             raise HTTPException(422, "background must be a colour (#rrggbb, r,g,b, white) or 'blur'; the server "
                                      "reads no files")
         image = await read_upload(file)
         chosen = model_named(model) if model else None
-        names = [c.strip() for c in (classes or "").split(",") if c.strip()]
-        cut = CutoutSettings(box=parsed_box, model=chosen, classes=names, refine=refine, background=background)
+        cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes), refine=refine,
+                             background=background)
         result, _ = await run_limited(cutout_image, image, cut)
         return Response(_png(result), media_type="image/png")
 

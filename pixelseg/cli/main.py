@@ -99,7 +99,7 @@ def _timed(function):
 def cmd_eval(args) -> int:
     import pixelseg
     from pixelseg.data import open_dataset, require_clean
-    from pixelseg.engine import evaluate
+    from pixelseg.engine import distributed, evaluate
     from pixelseg.engine.evaluate import evaluate_method
 
     if args.method:
@@ -109,9 +109,9 @@ def cmd_eval(args) -> int:
             raise PixelsegError("--method needs --data PATH (the dataset to score it on)")
         dataset = open_dataset(args.layout or "auto", args.data, args.split or "val")
         require_clean(dataset, progress=_progress(args))
-        result = evaluate_method(args.method, dataset, _key_values(args), progress=_progress(args),
-                                 examples=args.examples)
-        source, classes = {"method": args.method, "options": _key_values(args)}, dataset.classes
+        options = _key_values(args)
+        result = evaluate_method(args.method, dataset, options, progress=_progress(args), examples=args.examples)
+        source, classes = {"method": args.method, "options": options}, dataset.classes
         out = Path(args.out) if args.out else Path("runs") / f"eval_{args.method}_{dataset.name}_{dataset.split}"
         header = (f"{dataset.name} {dataset.split}: {len(dataset)} images, method {args.method}, "
                   f"{result.metrics['regions_per_image']:.1f} regions per image\nscored with "
@@ -119,8 +119,6 @@ def cmd_eval(args) -> int:
     else:
         if not args.checkpoint:
             raise PixelsegError("give a checkpoint (or model folder) to evaluate, or --method NAME")
-        from pixelseg.engine import distributed
-
         distributed.setup("cpu")  # under torchrun: images are sharded, confusion matrices summed
         model = pixelseg.load(args.checkpoint)
         dataset = _open_eval_dataset(args, model)
@@ -140,8 +138,6 @@ def cmd_eval(args) -> int:
                           ", dense CRF" if args.crf else ""])
         header = (f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
                   f"(network input scale {scale}{extras})")
-    from pixelseg.engine import distributed
-
     if not distributed.current().is_main:
         return 0
     paths = result.save(out, classes, {**source, "dataset": dataset.name, "root": str(dataset.root),
@@ -192,24 +188,13 @@ def cmd_predict(args) -> int:
     return 1 if summary.failed and not images else 0
 
 
-def _box(text: str | None) -> tuple[int, int, int, int] | None:
-    if not text:
-        return None
-    try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
-    except ValueError:
-        raise PixelsegError(f"--box {text!r}: expected x0,y0,x1,y1 in pixels, e.g. 40,20,300,260") from None
-    return x0, y0, x1, y1
-
-
 def cmd_cutout(args) -> int:
     import pixelseg
-    from pixelseg.apps.cutout import CutoutSettings, cutout_files
+    from pixelseg.apps.cutout import CutoutSettings, cutout_files, parse_box, parse_class_names
 
     model = pixelseg.load(args.model) if args.model else None
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else []
-    settings = CutoutSettings(box=_box(args.box), scribbles=args.scribbles, model=model, classes=classes,
-                              refine=args.refine, background=args.background)
+    settings = CutoutSettings(box=parse_box(args.box), scribbles=args.scribbles, model=model,
+                              classes=parse_class_names(args.classes), refine=args.refine, background=args.background)
     summary = cutout_files(args.inputs, args.out, settings, save_mask=args.mask, progress=_progress(args))
     images = len(summary.foreground_shares)
     share = f", foreground {100 * sum(summary.foreground_shares) / images:.1f} % of the pixels on average" if images \

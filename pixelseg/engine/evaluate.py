@@ -107,25 +107,40 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
         for index, (image, mask) in zip(indices, progress_bar(loader, progress and context.is_main,
                                                                 desc="evaluating"), strict=True):
             logits = predict_logits(model, image.to(device), scale, tile, overlap, flip, scales)
+            # The loader gives the normalised tensor; the CRF and the example picture need the RGB image.
+            rgb = dataset.read_image(index) if crf is not None or index in keep else None
             if crf is not None:
-                logits = crf(dataset.read_image(index), logits[0].softmax(0)).unsqueeze(0)
+                logits = crf(rgb, logits[0].softmax(0)).unsqueeze(0)
             predicted = logits.argmax(dim=1)
             confusion.update(predicted, mask.to(device))
             if index in keep:
-                kept.append((dataset.read_image(index), mask[0].numpy(), predicted[0].cpu().numpy()))
+                kept.append((rgb, mask[0].numpy(), predicted[0].cpu().numpy()))
     finally:
         dataset.transform = previous
     distributed.sum_across_ranks(confusion.matrix)
     return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), model.classes.names, kept)
 
 
+def region_class_counts(regions: np.ndarray, truth: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
+    """(regions, classes) counts of the labelled pixels of each region in each ground-truth class."""
+    valid = truth != ignore_index
+    counts = np.zeros((int(regions.max()) + 1, num_classes), np.int64)
+    np.add.at(counts, (regions[valid], truth[valid].astype(np.int64)), 1)
+    return counts
+
+
 def assign_regions(regions: np.ndarray, truth: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
     """Each region takes the class most of its labelled pixels have in ``truth`` (regions with none: class 0)."""
-    valid = truth != ignore_index
-    count = int(regions.max()) + 1
-    votes = np.zeros((count, num_classes), np.int64)
-    np.add.at(votes, (regions[valid], truth[valid].astype(np.int64)), 1)
-    return votes.argmax(1)[regions]
+    return region_class_counts(regions, truth, num_classes, ignore_index).argmax(1)[regions]
+
+
+def mapped_confusion(counts: np.ndarray, mapping) -> np.ndarray:
+    """The (truth, prediction) confusion matrix when level i of ``counts`` (levels, classes) predicts mapping[i]."""
+    classes = counts.shape[1]
+    confusion = np.zeros((classes, classes), np.int64)
+    for level, target in enumerate(mapping):
+        confusion[:, target] += counts[level]
+    return confusion
 
 
 def best_level_mapping(counts: np.ndarray) -> np.ndarray:
@@ -139,10 +154,7 @@ def best_level_mapping(counts: np.ndarray) -> np.ndarray:
         return counts.argmax(1)
     best, best_miou = counts.argmax(1), -1.0
     for mapping in itertools.product(range(classes), repeat=levels):
-        confusion = np.zeros((classes, classes), np.int64)
-        for level, target in enumerate(mapping):
-            confusion[:, target] += counts[level]
-        miou = metrics_from_confusion(confusion)["miou"]
+        miou = metrics_from_confusion(mapped_confusion(counts, mapping))["miou"]
         if miou > best_miou:
             best, best_miou = np.array(mapping), miou
     return best
@@ -173,13 +185,10 @@ def evaluate_method(method: str, dataset: SegmentationDataset, options: dict | N
         regions = segment(method, image, **(options or {}))
         regions_seen += len(np.unique(regions))
         if levels:
-            valid = truth != ignore
-            image_counts = np.zeros((int(regions.max()) + 1, num_classes), np.int64)
-            np.add.at(image_counts, (regions[valid], truth[valid].astype(np.int64)), 1)
-            grown = np.zeros((max(len(counts), len(image_counts)), num_classes), np.int64)
-            grown[: len(counts)] += counts
-            grown[: len(image_counts)] += image_counts
-            counts = grown
+            image_counts = region_class_counts(regions, truth, num_classes, ignore)
+            if len(image_counts) > len(counts):  # a level not seen in the images before
+                counts = np.pad(counts, ((0, len(image_counts) - len(counts)), (0, 0)))
+            counts[: len(image_counts)] += image_counts
             predicted = regions
         else:
             predicted = assign_regions(regions, truth, num_classes, ignore)
@@ -188,9 +197,7 @@ def evaluate_method(method: str, dataset: SegmentationDataset, options: dict | N
             kept.append((image, truth, predicted))
     if levels:
         mapping = best_level_mapping(counts)
-        matrix = np.zeros((num_classes, num_classes), np.int64)
-        for level, target in enumerate(mapping):
-            matrix[:, target] += counts[level]
+        matrix = mapped_confusion(counts, mapping)
         metrics = metrics_from_confusion(matrix)
         kept = [(image, truth, mapping[predicted]) for image, truth, predicted in kept]
         assignment = f"one map from levels to classes for the whole dataset (best mIoU): {mapping.tolist()}"
