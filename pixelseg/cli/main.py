@@ -148,6 +148,13 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _report_skipped(failed: list[str], done: int) -> int:
+    """List the files a batch skipped on stderr; exit status 1 only when nothing at all was done."""
+    for failure in failed:
+        print(f"skipped: {failure}", file=sys.stderr)
+    return 1 if failed and not done else 0
+
+
 def cmd_predict(args) -> int:
     import functools
 
@@ -183,9 +190,7 @@ def cmd_predict(args) -> int:
     per_image = f", {sum(predictor.seconds) / len(predictor.seconds):.2f} s per image" if predictor.seconds else ""
     print(f"{images} image(s) predicted by {what} into {Path(args.out).resolve()}{per_image} "
           f"(<stem>_labels.png index map, <stem>_color.png, <stem>_overlay.png)")
-    for failure in summary.failed:
-        print(f"skipped: {failure}", file=sys.stderr)
-    return 1 if summary.failed and not images else 0
+    return _report_skipped(summary.failed, images)
 
 
 def cmd_cutout(args) -> int:
@@ -201,9 +206,7 @@ def cmd_cutout(args) -> int:
         else ""
     print(f"{images} image(s) cut out into {Path(args.out).resolve()} (<stem>_cutout.png"
           f"{', <stem>_mask.png' if args.mask else ''}){share}")
-    for failure in summary.failed:
-        print(f"skipped: {failure}", file=sys.stderr)
-    return 1 if summary.failed and not images else 0
+    return _report_skipped(summary.failed, images)
 
 
 def cmd_serve(args) -> int:
