@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL leaves a usable last checkpoint, and --resume reaches the uninterrupted run's weights."""
+"""A run killed with SIGKILL, or stopped with Ctrl-C, leaves a usable last checkpoint, and --resume reaches the
+uninterrupted run's weights."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 import yaml
 
 from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.errors import CheckpointError
 from tests.conftest import tiny_config
 
 
@@ -47,3 +49,48 @@ def test_sigkill_mid_run_then_resume_gives_the_same_final_weights(shapes_root, t
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key
     assert not list(last.parent.glob(".*.tmp*"))  # a temporary file the kill interrupted is cleared on resume
+
+
+def test_ctrl_c_mid_epoch_saves_and_resume_gives_the_same_final_weights(shapes_root, tmp_path):
+    """Ctrl-C as a terminal sends it (to the whole process group, loader workers included)."""
+    config = tiny_config(shapes_root, tmp_path / "unused", epochs=3)
+    config["train"]["threads"] = 1
+    config["data"]["workers"] = 1
+    config["train"]["checkpoint_every"] = 1  # last.pt after every step: the test can see where the run is
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(out: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "pixelseg", "--quiet", "train", str(path), "--out", str(tmp_path / out), *extra]
+
+    straight = subprocess.run(command("straight"), capture_output=True, text=True, env=env, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+
+    victim = subprocess.Popen(command("stopped"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True)
+    last = tmp_path / "stopped" / "last.pt"
+    deadline = time.time() + 300
+
+    def first_step_of_epoch_two_saved() -> bool:
+        try:
+            state = load_checkpoint(last)
+        except CheckpointError:  # not written yet
+            return False
+        return state["epoch"] == 1 and (state["partial_epoch"] or {}).get("steps") == 1
+
+    while not first_step_of_epoch_two_saved() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.01)
+    os.killpg(victim.pid, signal.SIGINT)
+    out, err = victim.communicate(timeout=120)
+    assert victim.returncode == 130, err
+    assert "stopped" in out and "--resume" in out and "Traceback" not in err
+    state = load_checkpoint(last)
+    assert state["epoch"] == 1 and state["partial_epoch"]["steps"] in (2, 3), state["partial_epoch"]  # mid-epoch 2
+    resumed = subprocess.run(command("stopped", "--resume"), capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(last)
+    assert a["epoch"] == b["epoch"] == 3
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key

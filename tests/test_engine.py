@@ -1,3 +1,4 @@
+import contextlib
 import csv
 
 import numpy as np
@@ -59,6 +60,49 @@ def test_resume_after_an_interruption_reaches_the_same_weights(shapes_root, tmp_
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+
+
+def test_a_stop_mid_epoch_saves_that_step_and_resume_reaches_the_same_weights(shapes_root, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    train(config_from_dict(tiny_config(shapes_root, straight, epochs=3)), progress=False)
+
+    calls = []
+
+    @contextlib.contextmanager
+    def stop_at_the_sixth_step():  # 4 steps per epoch: epoch 2, after its second step
+        yield lambda: calls.append(1) or len(calls) == 6
+
+    monkeypatch.setattr(train_module, "stop_requests", stop_at_the_sixth_step)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3)), progress=False)
+    state = load_checkpoint(stopped / "last.pt")
+    assert state["epoch"] == 1 and state["partial_epoch"]["steps"] == 2 and len(state["history"]) == 1
+    monkeypatch.undo()
+    train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3)), resume=True, progress=False)
+
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(stopped / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3 and b["partial_epoch"] is None
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+
+
+def test_deterministic_mode_gives_identical_metrics_and_weights(shapes_root, tmp_path):
+    runs = []
+    try:
+        for name in ("a", "b"):
+            config = tiny_config(shapes_root, tmp_path / name, deterministic=True)
+            config["data"]["workers"] = 2  # loader workers must not change the result either
+            train(config_from_dict(config), progress=False)
+            runs.append(load_checkpoint(tmp_path / name / "last.pt"))
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        train_module.set_deterministic(False)
+    drop_time = [{k: v for k, v in row.items() if k != "seconds"} for row in runs[0]["history"]]
+    assert drop_time == [{k: v for k, v in row.items() if k != "seconds"} for row in runs[1]["history"]]
+    for key, tensor in runs[0]["model"].items():
+        assert torch.equal(tensor, runs[1]["model"][key]), key
 
 
 def test_resume_with_another_architecture_is_refused(shapes_root, trained_run, tmp_path):

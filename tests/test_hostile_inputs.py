@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from pixelseg.data import open_dataset
+from pixelseg.engine import train
+from pixelseg.engine import trainer as trainer_module
+from pixelseg.engine.config import config_from_dict
 from pixelseg.engine.trainer import check_output_dir
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.io import decode_image, read_image
+from tests.conftest import tiny_config
 
 
 @pytest.mark.parametrize("mode", ["CMYK", "L", "RGBA", "P", "I;16", "LA"])
@@ -60,3 +66,10 @@ def test_an_unwritable_output_folder_is_refused_before_training(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="cannot write there"):
         check_output_dir(blocker / "run")
+
+
+def test_too_little_free_disk_space_is_refused_before_training(shapes_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module.shutil, "disk_usage", lambda path: SimpleNamespace(free=10**6))
+    with pytest.raises(ConfigError, match=r"1 MiB free on its disk, but the run needs about \d+ MiB"):
+        train(config_from_dict(tiny_config(shapes_root, tmp_path / "run")), progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -73,6 +73,8 @@ class TrainConfig:
     threads: int | None = None  # CPU threads for torch (default: all cores)
     init_from: str | None = None  # start from these weights (model dir or checkpoint of the same architecture)
     sync_bn: bool = True  # under torchrun: batch-norm statistics over the global batch, not each rank's share
+    checkpoint_every: int | None = None  # also save last.pt every N optimizer steps inside an epoch (long epochs)
+    deterministic: bool = False  # deterministic kernels (cuDNN autotuning off): same seed -> same metrics on GPUs too
 
 
 @dataclass

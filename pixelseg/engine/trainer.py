@@ -4,18 +4,26 @@
 ``train_one_epoch`` and ``evaluate`` in turn, writing into ``train.out_dir``:
 
 - ``last.pt`` every epoch and ``best.pt`` at the best val mIoU (atomic writes; model, optimizer,
-  scheduler, scaler, epoch, RNG state, config and history),
+  scheduler, scaler, epoch, RNG state, config and history); ``last.pt`` also mid-epoch every
+  ``train.checkpoint_every`` steps and when Ctrl-C or SIGTERM stops the run (after the current step), so that
+  ``--resume`` continues at that step to the weights an uninterrupted run reaches,
 - ``model/`` (safetensors + JSON) from the best checkpoint, loadable with ``pixelseg.load``,
 - ``log.csv`` (one row per epoch) and ``curve.png`` (loss and val mIoU).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
+import os
 import random
+import shutil
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +50,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def set_deterministic(deterministic: bool) -> None:
+    """``train.deterministic``: deterministic kernels everywhere (same seed, config and machine -> same metrics).
+
+    On the CPU pixelseg's runs are reproducible either way; on CUDA this turns off cuDNN autotuning and asks
+    PyTorch for deterministic kernels (ops without one, such as the backward of bilinear upsampling, warn)."""
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def select_device(name: str) -> torch.device:
@@ -132,24 +152,43 @@ def _share_of_labelled_pixels(masks: torch.Tensor, ignore_index: int) -> torch.T
     return (labelled * context.world_size / total.clamp_min(1)).to(torch.float32)
 
 
+class EpochProgress:
+    """Where an epoch stands: optimizer steps done and the running loss (kept in mid-epoch checkpoints)."""
+
+    def __init__(self, steps: int = 0, loss_total: float = 0.0, batches: int = 0) -> None:
+        self.steps, self.loss_total, self.batches = steps, loss_total, batches
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps, "loss_total": self.loss_total, "batches": self.batches}
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_total / max(self.batches, 1)
+
+
 def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch: int, accumulate: int = 1,
-                    scaler=None, amp_dtype=None, max_steps: int | None = None, progress: bool = True) -> float:
-    """One pass over ``loader``; returns the mean loss. The scheduler steps once per optimizer step."""
+                    scaler=None, amp_dtype=None, max_steps: int | None = None, progress: bool = True,
+                    done: EpochProgress | None = None,
+                    after_step: Callable[[EpochProgress], bool] | None = None) -> EpochProgress:
+    """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming).
+
+    The scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
+    returns True the epoch stops there (an interruption). Returns where the epoch stands."""
     model.train()
-    total, count, step = 0.0, 0, 0
+    state = done or EpochProgress()
     optimizer.zero_grad(set_to_none=True)
-    bar = progress_bar(loader, progress, desc=f"epoch {epoch}",
-               total=min(len(loader), max_steps * accumulate) if max_steps else len(loader))
+    remaining = (max_steps - state.steps) * accumulate if max_steps else len(loader)
+    bar = progress_bar(loader, progress, desc=f"epoch {epoch}", total=min(len(loader), remaining))
     for index, (images, masks) in enumerate(bar):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = segmentation_loss(model, loss_fn, model(images), masks)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {index}: lower optimizer.lr")
-        total += loss.item()
+        state.loss_total += loss.item()
         loss = loss * _share_of_labelled_pixels(masks, getattr(loss_fn, "ignore_index", IGNORE_INDEX))
         (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
-        count += 1
+        state.batches += 1
         if (index + 1) % accumulate == 0:
             if scaler:
                 scaler.step(optimizer)
@@ -158,11 +197,45 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
-            step += 1
-            bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-            if max_steps and step >= max_steps:
+            state.steps += 1
+            bar.set_postfix(loss=f"{state.mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            if max_steps and state.steps >= max_steps:
                 break
-    return total / max(count, 1)
+            if after_step and after_step(state):
+                break
+    return state
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) and SIGTERM ask the run to stop after its current optimizer step instead of killing it.
+
+    Yields ``requested()``. A second Ctrl-C interrupts at once. Outside the main thread (where Python cannot
+    install signal handlers) nothing changes."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag.is_set
+        return
+
+    def handle(signum, frame):
+        if flag.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag.set()
+        if distributed.current().is_main:
+            print(f"\npixelseg: {signal.Signals(signum).name} received: stopping after this step and saving last.pt "
+                  f"(Ctrl-C again to stop at once)", flush=True)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Loader workers leave Ctrl-C to the main process, which stops at a step boundary and still needs them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
@@ -191,6 +264,7 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
         raise ConfigError(f"train.batch_size {config.train.batch_size} (the global batch) is not divisible by the "
                           f"{context.world_size} processes")
     seed_everything(config.train.seed)
+    set_deterministic(config.train.deterministic)
 
     train_set = open_split(config, config.data.train_split)
     report = require_clean(train_set, progress=progress)
@@ -237,12 +311,14 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     if steps_per_epoch == 0:
         raise ConfigError(f"train.accumulate {config.train.accumulate} x train.batch_size {config.train.batch_size} "
                           f"is more than the {len(train_set)} training samples: no optimizer step would run")
+    if context.is_main:
+        check_free_space(out_dir, model, config.optimizer.name)
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer, steps_per_epoch * config.train.epochs)
     amp_dtype = autocast_dtype(config.train.amp, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
-    start_epoch, best_miou, history = 1, -1.0, []
+    start_epoch, best_miou, history, resumed_progress = 1, -1.0, [], None
     if resume:
         checkpoint = load_checkpoint(out_dir / "last.pt" if resume is True else resume)
         if checkpoint["model_config"] != model.config:
@@ -255,50 +331,82 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
             scaler.load_state_dict(checkpoint["scaler"])
         restore_rng_state(checkpoint["rng"])
         start_epoch, best_miou, history = checkpoint["epoch"] + 1, checkpoint["best_miou"], checkpoint["history"]
+        if checkpoint.get("partial_epoch"):  # saved mid-epoch: continue after its last optimizer step
+            resumed_progress = EpochProgress(**checkpoint["partial_epoch"])
+
+    def checkpoint_state(finished_epoch: int, partial: EpochProgress | None = None) -> dict:
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None, "epoch": finished_epoch, "best_miou": best_miou,
+            "history": history, "rng": rng_state(), "config": config.to_dict(), "model_config": model.config,
+            "model_meta": model.meta, "partial_epoch": partial.to_dict() if partial else None,
+        }
 
     # One shuffle for any number of processes: rank r takes every world_size-th image of the epoch's order, so
     # the union of the ranks' batches is the batch a single process would draw.
     sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=context.world_size, rank=context.rank,
                                                   shuffle=True, seed=config.train.seed, drop_last=True)
-    for epoch in range(start_epoch, config.train.epochs + 1):
-        started = time.time()
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_size=config.train.batch_size // context.world_size, sampler=sampler, drop_last=True,
-            num_workers=config.data.workers, pin_memory=device.type == "cuda")
-        train_loss = train_one_epoch(trained, loss_fn, optimizer, scheduler, loader, device, epoch,
-                                     config.train.accumulate, scaler, amp_dtype, steps_per_epoch, progress)
-        train_loss = _mean_across_ranks(train_loss, device)
-        row = {"epoch": epoch, "train_loss": round(train_loss, 6), "lr": optimizer.param_groups[0]["lr"],
-               "val_miou": None, "val_pixel_accuracy": None}
-        validate = val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
-        if validate:
-            metrics = evaluate(model, val_set, tile=config.eval.tile, overlap=config.eval.overlap,
-                               progress=progress, workers=config.data.workers).metrics
-            row["val_miou"] = round(metrics["miou"], 6)
-            row["val_pixel_accuracy"] = round(metrics["pixel_accuracy"], 6)
-        row["seconds"] = round(time.time() - started, 1)
-        history.append(row)
-        improved = validate and row["val_miou"] > best_miou or (val_set is None and epoch == config.train.epochs)
-        if improved:
-            best_miou = row["val_miou"] if row["val_miou"] is not None else best_miou
-        state = {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None, "epoch": epoch, "best_miou": best_miou,
-            "history": history, "rng": rng_state(), "config": config.to_dict(), "model_config": model.config,
-            "model_meta": model.meta,
-        }
-        if context.is_main:
-            save_checkpoint(out_dir / "last.pt", state)
+    rank_batch = config.train.batch_size // context.world_size
+    with stop_requests() as stop_requested:
+        for epoch in range(start_epoch, config.train.epochs + 1):
+            started = time.time()
+            train_set.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            done = resumed_progress if epoch == start_epoch else None
+            order = list(sampler)[done.steps * config.train.accumulate * rank_batch if done else 0:]
+            loader = torch.utils.data.DataLoader(
+                train_set, batch_size=rank_batch, sampler=order, drop_last=True, num_workers=config.data.workers,
+                pin_memory=device.type == "cuda", worker_init_fn=_ignore_sigint,
+                generator=torch.Generator().manual_seed(config.train.seed + epoch))  # leaves the global RNG alone
+
+            def after_step(progress_now: EpochProgress, epoch: int = epoch) -> bool:
+                stop = stop_requested()
+                if context.distributed:  # every rank stops after the same step
+                    stop = bool(distributed.sum_across_ranks(torch.tensor([float(stop)], device=device)) > 0)
+                every = config.train.checkpoint_every
+                if context.is_main and (stop or (every and progress_now.steps % every == 0)):
+                    save_checkpoint(out_dir / "last.pt", checkpoint_state(epoch - 1, progress_now))
+                return stop
+
+            progress_now = train_one_epoch(trained, loss_fn, optimizer, scheduler, loader, device, epoch,
+                                           config.train.accumulate, scaler, amp_dtype, steps_per_epoch, progress,
+                                           done, after_step)
+            if progress_now.steps < steps_per_epoch:  # stopped by Ctrl-C or SIGTERM; last.pt holds this step
+                distributed.barrier(context)
+                if context.is_main:
+                    print(f"pixelseg: stopped in epoch {epoch} after step {progress_now.steps}/{steps_per_epoch}; "
+                          f"{out_dir / 'last.pt'} saved: continue with `pixelseg train CONFIG --resume`", flush=True)
+                raise KeyboardInterrupt
+            train_loss = _mean_across_ranks(progress_now.mean_loss, device)
+            row = {"epoch": epoch, "train_loss": round(train_loss, 6), "lr": optimizer.param_groups[0]["lr"],
+                   "val_miou": None, "val_pixel_accuracy": None}
+            validate = val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
+            if validate:
+                metrics = evaluate(model, val_set, tile=config.eval.tile, overlap=config.eval.overlap,
+                                   progress=progress, workers=config.data.workers).metrics
+                row["val_miou"] = round(metrics["miou"], 6)
+                row["val_pixel_accuracy"] = round(metrics["pixel_accuracy"], 6)
+            row["seconds"] = round(time.time() - started, 1)
+            history.append(row)
+            improved = validate and row["val_miou"] > best_miou or (val_set is None and epoch == config.train.epochs)
             if improved:
-                save_checkpoint(out_dir / "best.pt", state)
-            _write_log(out_dir / "log.csv", history)
-            plot_training_curve(history, out_dir / "curve.png")
-            shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
-            print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)",
-                  flush=True)
-        distributed.barrier(context)
+                best_miou = row["val_miou"] if row["val_miou"] is not None else best_miou
+            if context.is_main:
+                state = checkpoint_state(epoch)
+                save_checkpoint(out_dir / "last.pt", state)
+                if improved:
+                    save_checkpoint(out_dir / "best.pt", state)
+                _write_log(out_dir / "log.csv", history)
+                plot_training_curve(history, out_dir / "curve.png")
+                shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
+                print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)",
+                      flush=True)
+            distributed.barrier(context)
+            if stop_requested() and epoch < config.train.epochs:  # asked during validation or the last step
+                if context.is_main:
+                    print(f"pixelseg: stopped after epoch {epoch}; continue with `pixelseg train CONFIG --resume`",
+                          flush=True)
+                raise KeyboardInterrupt
 
     if context.is_main:
         best = load_checkpoint(out_dir / "best.pt")
@@ -341,3 +449,16 @@ def check_output_dir(out_dir: Path) -> None:
             stale.unlink(missing_ok=True)
     except OSError as error:
         raise ConfigError(f"train.out_dir {out_dir}: cannot write there ({error})") from None
+
+
+def check_free_space(out_dir: Path, model: torch.nn.Module, optimizer_name: str) -> None:
+    """Fail before training when the run folder's disk cannot hold the checkpoints the run will write."""
+    model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    checkpoint_bytes = model_bytes * (3 if optimizer_name == "adamw" else 2)  # weights + optimizer moments
+    # last.pt, best.pt, the temporary copy of one of them while it is rewritten, and model/ at the end.
+    needed = 3 * checkpoint_bytes + model_bytes + (16 << 20)  # + logs, curve and slack
+    free = shutil.disk_usage(out_dir).free
+    if free < needed:
+        raise ConfigError(f"train.out_dir {out_dir}: {free / 2**20:.0f} MiB free on its disk, but the run needs "
+                          f"about {needed / 2**20:.0f} MiB for its checkpoints; free some space or choose another "
+                          f"folder")
