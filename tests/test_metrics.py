@@ -65,3 +65,39 @@ def test_frequency_weighted_iou_against_definition():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ in shape"):
         ConfusionMatrix(2).update(torch.zeros(2, 3), torch.zeros(3, 2))
+
+
+def _reference_confusion(predictions: np.ndarray, labels: np.ndarray, n: int, ignore_index: int) -> np.ndarray:
+    matrix = np.zeros((n, n), dtype=np.int64)
+    for label, prediction in zip(labels.ravel().tolist(), predictions.ravel().tolist(), strict=True):
+        if 0 <= label < n and label != ignore_index:
+            matrix[label, prediction] += 1
+    return matrix
+
+
+@pytest.mark.parametrize(("dtype", "n", "ignore_index"), [
+    (torch.uint8, 19, 255), (torch.int16, 19, -1), (torch.int32, 7, 0), (torch.int64, 19, 255),
+    (torch.int64, 200, 255),  # 200 x 201 codes do not fit 16 bits: the 64-bit path
+])
+def test_fast_accumulation_equals_a_pixel_by_pixel_count(dtype, n, ignore_index):
+    generator = torch.Generator().manual_seed(n)
+    predictions = torch.randint(0, n, (2, 30, 40), generator=generator)
+    labels = torch.randint(0, n, (2, 30, 40), generator=generator)
+    labels[0, :5] = ignore_index
+    labels[1, :3] = n + 3  # outside the classes and not the ignore index: not counted
+    if dtype != torch.uint8:
+        labels[1, 3:5] = -7
+    if dtype == torch.int64:
+        labels[1, 5, :4] = 70000  # would wrap around in 16 bits
+    labels = labels.to(dtype)
+    kept = labels.clone()
+    matrix = ConfusionMatrix(n, ignore_index)
+    matrix.update(predictions.to(dtype if dtype != torch.uint8 or n < 256 else torch.int64), labels)
+    expected = _reference_confusion(predictions.numpy(), labels.to(torch.int64).numpy(), n, ignore_index)
+    assert np.array_equal(matrix.matrix.numpy(), expected)
+    assert torch.equal(labels, kept), "the caller's labels were modified"
+
+
+def test_predictions_outside_the_classes_are_an_error():
+    with pytest.raises(ValueError, match="class 5, outside 0..4"):
+        ConfusionMatrix(5).update(torch.tensor([[0, 5]]), torch.tensor([[0, 1]]))

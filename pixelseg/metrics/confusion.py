@@ -1,6 +1,7 @@
 """Segmentation metrics, all derived from one confusion matrix (rows = true class, columns = predicted).
 
-The matrix is accumulated batch by batch with one ``bincount``, so no prediction is kept in memory.
+The matrix is accumulated batch by batch with one ``bincount``, so no prediction is kept in memory
+(throughput against torchmetrics: docs/performance.md).
 Classes absent from both the labels and the predictions have no IoU (NaN) and are left out of the means.
 """
 
@@ -30,16 +31,36 @@ class ConfusionMatrix:
 
     @torch.no_grad()
     def update(self, predictions: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add a batch: ``predictions`` are class indices (or logits with the class axis at dim 1)."""
+        """Add a batch: ``predictions`` are class indices (or logits with the class axis at dim 1).
+
+        One ``bincount`` over ``row * C + prediction`` codes, in 16-bit integers where they fit (C <= 180): every
+        unlabelled pixel (ignore index, or a label outside 0..C-1) gets row C, a dump row that is dropped."""
         if predictions.dim() == labels.dim() + 1:
             predictions = predictions.argmax(dim=1)
         if predictions.shape != labels.shape:
             raise ValueError(f"predictions {tuple(predictions.shape)} and labels {tuple(labels.shape)} differ in shape")
-        labels = labels.reshape(-1).to(self.matrix.device)
-        predictions = predictions.reshape(-1).to(self.matrix.device)
-        valid = (labels != self.ignore_index) & (labels >= 0) & (labels < self.num_classes)
-        codes = labels[valid].long() * self.num_classes + predictions[valid].long()
-        self.matrix += torch.bincount(codes, minlength=self.num_classes**2).reshape(self.num_classes, -1)
+        if labels.numel() == 0:
+            return
+        n = self.num_classes
+        labels = labels.to(self.matrix.device)
+        predictions = predictions.to(self.matrix.device)
+        lowest, highest = (int(v) for v in torch.aminmax(predictions))
+        if lowest < 0 or highest >= n:
+            raise ValueError(f"predictions hold class {lowest if lowest < 0 else highest}, outside 0..{n - 1}")
+        code_type = torch.int16 if n * (n + 1) <= 2**15 else torch.int64
+        lowest, highest = (int(v) for v in torch.aminmax(labels))
+        if highest >= torch.iinfo(code_type).max:  # narrow only what fits
+            labels = labels.clamp(max=n)
+        rows = labels.to(code_type, copy=True)  # never written into the caller's labels
+        if lowest < 0:
+            rows.masked_fill_(rows < 0, n)
+        if highest > n:
+            rows.clamp_(max=n)
+        if 0 <= self.ignore_index < n:
+            rows.masked_fill_(labels == self.ignore_index, n)
+        codes = rows.mul_(n).add_(predictions.to(code_type))
+        counts = torch.bincount(codes.reshape(-1), minlength=n * (n + 1))
+        self.matrix += counts[: n * n].reshape(n, n)
 
     def merge(self, other: ConfusionMatrix) -> None:
         self.matrix += other.matrix.to(self.matrix.device)
