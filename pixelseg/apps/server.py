@@ -57,7 +57,7 @@ class ModelStore:
             if directory is None or not Path(directory).is_dir():
                 continue
             for entry in sorted(Path(directory).iterdir()):
-                if (entry / "config.json").is_file() or entry.suffix == ".pt":
+                if (entry / "config.json").is_file() or entry.suffix in (".pt", ".onnx"):
                     self.sources.setdefault(entry.stem if entry.is_file() else entry.name, entry.resolve())
         self.loaded: dict[str, object] = {}
 
@@ -65,12 +65,14 @@ class ModelStore:
         return list(self.sources)
 
     def get(self, name: str):
+        from pixelseg.engine.backends import with_backend
         from pixelseg.models import load
 
         if name not in self.sources:  # a name, never a path: nothing outside the folders can be reached
             raise KeyError(name)
         if name not in self.loaded:
-            self.loaded[name] = load(self.sources[name])
+            model = load(self.sources[name])  # an .onnx file comes back on the onnx backend already
+            self.loaded[name] = model if getattr(model, "backend", "") == "onnx" else with_backend(model, "eager")
         return self.loaded[name]
 
 

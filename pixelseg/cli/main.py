@@ -1,4 +1,4 @@
-"""The ``pixelseg`` command: train, eval, predict, cutout, serve, data check, models, benchmark, demo."""
+"""The ``pixelseg`` command: train, eval, predict, export, cutout, serve, data check, models, benchmark, demo."""
 
 from __future__ import annotations
 
@@ -76,6 +76,17 @@ def _scales(args) -> tuple[float, ...]:
                             ) from None
 
 
+def _load_for_inference(args, name: str | Path):
+    """The model ``name`` (checkpoint, model folder, ONNX file or shipped name) on ``--backend`` / ``--precision``."""
+    import pixelseg
+    from pixelseg.engine.backends import with_backend
+
+    model = pixelseg.load(name)
+    if getattr(model, "backend", None) == "onnx" and args.backend == "eager":  # an .onnx file runs on onnxruntime
+        return model
+    return with_backend(model, args.backend, args.precision)
+
+
 def _crf(args):
     from pixelseg.crf import DenseCRF
 
@@ -97,7 +108,6 @@ def _timed(function):
 
 
 def cmd_eval(args) -> int:
-    import pixelseg
     from pixelseg.data import open_dataset, require_clean
     from pixelseg.engine import distributed, evaluate
     from pixelseg.engine.evaluate import evaluate_method
@@ -120,7 +130,7 @@ def cmd_eval(args) -> int:
         if not args.checkpoint:
             raise PixelsegError("give a checkpoint (or model folder) to evaluate, or --method NAME")
         distributed.setup("cpu")  # under torchrun: images are sharded, confusion matrices summed
-        model = pixelseg.load(args.checkpoint)
+        model = _load_for_inference(args, args.checkpoint)
         dataset = _open_eval_dataset(args, model)
         require_clean(dataset, progress=_progress(args))
         if dataset.classes.num_classes != model.classes.num_classes:
@@ -130,7 +140,8 @@ def cmd_eval(args) -> int:
                           progress=_progress(args), examples=args.examples, crf=_crf(args), flip=args.flip,
                           scales=_scales(args))
         scale = args.scale or model.meta.get("inference_scale", 1.0)
-        source, classes = {"checkpoint": str(args.checkpoint), "inference_scale": scale, "tile": args.tile,
+        source, classes = {"checkpoint": str(args.checkpoint), "backend": args.backend, "precision": args.precision,
+                           "inference_scale": scale, "tile": args.tile,
                            "crf": bool(args.crf), "flip": args.flip, "scales": list(_scales(args))}, model.classes
         suffix = ("_flip" if args.flip else "") + ("_ms" if args.scales else "") + ("_crf" if args.crf else "")
         out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{dataset.split}{suffix}"
@@ -158,7 +169,6 @@ def _report_skipped(failed: list[str], done: int) -> int:
 def cmd_predict(args) -> int:
     import functools
 
-    import pixelseg
     from pixelseg.engine import predict_files, predict_image
     from pixelseg.engine.inference import predict_regions
 
@@ -174,10 +184,11 @@ def cmd_predict(args) -> int:
         from pixelseg.models.serialization import SHIPPED_DIR
 
         # The default is the shipped model's folder itself, so a ./camvid folder (a dataset) cannot shadow it.
-        model = pixelseg.load(args.model or SHIPPED_DIR / "camvid")
+        model = _load_for_inference(args, args.model or SHIPPED_DIR / "camvid")
         predictor = functools.partial(predict_image, model, scale=args.scale, tile=_tile(args.tile),
                                       overlap=args.overlap, crf=_crf(args), flip=args.flip, scales=_scales(args))
-        what = f"model {args.model or 'camvid (shipped)'}{' + dense CRF' if args.crf else ''}"
+        what = (f"model {args.model or 'camvid (shipped)'} on {getattr(model, 'backend', 'eager')} "
+                f"({args.precision}){' + dense CRF' if args.crf else ''}")
     from pixelseg.engine import distributed
 
     context = distributed.setup("cpu")  # under torchrun each rank writes its share of the images
@@ -191,6 +202,30 @@ def cmd_predict(args) -> int:
     print(f"{images} image(s) predicted by {what} into {Path(args.out).resolve()}{per_image} "
           f"(<stem>_labels.png index map, <stem>_color.png, <stem>_overlay.png)")
     return _report_skipped(summary.failed, images)
+
+
+def cmd_export(args) -> int:
+    import pixelseg
+    from pixelseg.engine.backends import export_onnx, onnx_agreement
+
+    source, target = Path(args.checkpoint).expanduser(), Path(args.output).expanduser()
+    if target.suffix.lower() != ".onnx":
+        raise PixelsegError(f"{target}: the output file must end in .onnx")
+    if source.exists() and target.resolve() == source.resolve():
+        raise PixelsegError(f"{target}: is the input; choose another output file")
+    if target.exists() and not args.overwrite:
+        raise PixelsegError(f"{target}: exists; pass --overwrite to replace it")
+    if not target.parent.is_dir():
+        raise PixelsegError(f"{target.parent}: no such folder")
+    model = pixelseg.load(source)
+    export_onnx(model, target, opset=args.opset)
+    height, width = _tile(args.check_size)
+    difference, agreement = onnx_agreement(model, target, height, width)
+    print(f"exported {source} to {target} ({target.stat().st_size / 2**20:.1f} MiB, opset {args.opset}, dynamic "
+          f"batch/height/width)\ncheck on a random {height}x{width} input: largest logit difference "
+          f"{difference:.2e}, {100 * agreement:.3f} % of pixels with the same class\n"
+          f"run it: pixelseg predict IMAGES --model {target}   or   pixelseg.load({str(target)!r})")
+    return 0
 
 
 def cmd_cutout(args) -> int:
@@ -255,9 +290,10 @@ def cmd_benchmark(args) -> int:
 
     height, width = _tile(args.size)
     rows = benchmark(args.models, height, width, args.num_classes, args.repeats, args.encoder, args.threads,
-                     _key_values(args))
+                     _key_values(args), args.backend, args.precision)
     threads = args.threads or torch.get_num_threads()
-    print(f"1x3x{height}x{width}, {threads} CPU thread(s), median of {args.repeats} runs\n")
+    path = f"backend {args.backend} ({args.precision})" if args.backend else "the model as built (no backend)"
+    print(f"1x3x{height}x{width}, {threads} CPU thread(s), median of {args.repeats} runs, {path}\n")
     print(format_rows(rows, height, width))
     return 0
 
@@ -292,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--flip", action="store_true", help="test-time augmentation: average with the mirror image")
         sub.add_argument("--scales", help="test-time augmentation: average over these multiples of the scale, "
                                           "e.g. 0.75,1,1.25")
+        sub.add_argument("--backend", default="eager", choices=("eager", "onnx", "compile"),
+                         help="eager: PyTorch with batch norms folded and channels-last (default); onnx: onnxruntime; "
+                              "compile: torch.compile (slow first call per image size)")
+        sub.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                         help="bf16: bfloat16 on CPUs that have it (about 2x faster, a few class-map pixels differ; "
+                              "eager and compile only)")
 
     def method_options(sub):
         sub.add_argument("--method", help="a classical method instead of a model: " + ", ".join(METHOD_NAMES))
@@ -320,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     inference_options(predict)
     method_options(predict)
     predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="write a model as ONNX (dynamic batch, height and width)")
+    export.add_argument("checkpoint", help="checkpoint, model folder or shipped model name")
+    export.add_argument("output", help="the .onnx file to write")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    export.add_argument("--check-size", default="256,320",
+                        help="HEIGHT,WIDTH of the random input the export is checked on (default 256,320)")
+    export.set_defaults(func=cmd_export)
 
     cutout = commands.add_parser("cutout", help="cut the foreground out of images (RGBA PNG)")
     cutout.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
@@ -369,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     bench.add_argument("--option", action="append", metavar="KEY=VALUE",
                        help="a model option for every architecture, e.g. decoder_channels=[128,64,32,16,16]")
+    bench.add_argument("--backend", choices=("eager", "onnx", "compile"),
+                       help="time an inference backend (default: the model as built, plain PyTorch)")
+    bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="with --backend")
     bench.set_defaults(func=cmd_benchmark)
 
     demo = commands.add_parser("demo", help="generate a small dataset, train, evaluate and predict on it")

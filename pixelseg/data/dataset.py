@@ -71,6 +71,7 @@ class SegmentationDataset(Dataset):
         self.problems = list(problems or [])
         self.seed = 0
         self.epoch = 0
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -95,8 +96,24 @@ class SegmentationDataset(Dataset):
             raise DataError(f"{sample.image}: no mask for this image")
         return self.decoder.decode(sample.mask)
 
+    def cache_in_memory(self, progress: bool = True) -> int:
+        """Decode every image and mask now and keep them (read-only) in memory, so that later epochs skip the
+        PNG/JPEG decoding; loader workers started afterwards share the arrays. Returns the bytes held."""
+        from pixelseg.utils import progress_bar
+
+        cache = {}
+        for index in progress_bar(range(len(self)), progress, desc="caching decoded images"):
+            arrays = self.read(index)
+            for array in arrays:
+                array.setflags(write=False)  # a transform that changed them in place would corrupt later epochs
+            cache[index] = arrays
+        self.cache = cache
+        return sum(image.nbytes + mask.nbytes for image, mask in cache.values())
+
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Full-resolution RGB image (H, W, 3) and class-index mask (H, W), checked to match in size."""
+        if self.cache is not None:
+            return self.cache[index]
         image, mask = self.read_image(index), self.read_mask(index)
         if image.shape[:2] != mask.shape[:2]:
             sample = self.samples[index]

@@ -40,11 +40,19 @@ def _accepts(name: str, keyword: str) -> bool:
 
 
 def measure(name: str, height: int, width: int, num_classes: int = 11, repeats: int = 10, warmup: int = 2,
-            threads: int | None = None, **kwargs) -> BenchmarkRow:
-    """Measure one architecture in this process."""
+            threads: int | None = None, backend: str | None = None, precision: str = "fp32",
+            **kwargs) -> BenchmarkRow:
+    """Measure one architecture in this process, as built (``backend=None``) or on an inference backend
+    (:func:`pixelseg.engine.backends.with_backend`; GFLOPs are always counted on the model as built)."""
     if threads:
         torch.set_num_threads(threads)
-    model = create(name, num_classes=num_classes, **kwargs).eval()
+    built = create(name, num_classes=num_classes, **kwargs).eval()
+    parameters = sum(p.numel() for p in built.parameters())
+    model = built
+    if backend:
+        from pixelseg.engine.backends import with_backend
+
+        model = with_backend(built, backend, precision)
     images = torch.randn(1, 3, height, width)
     with torch.inference_mode():
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # weights and input already allocated
@@ -58,21 +66,23 @@ def measure(name: str, height: int, width: int, num_classes: int = 11, repeats: 
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         counter = FlopCounterMode(display=False)
         with counter:
-            model(images)
-    return BenchmarkRow(name, sum(p.numel() for p in model.parameters()), counter.get_total_flops() / 1e9,
+            built(images)
+    return BenchmarkRow(name, parameters, counter.get_total_flops() / 1e9,
                         1000 * statistics.median(times), (after - before) / 1024)
 
 
 def _measure_in_child(arguments: tuple) -> dict:
-    name, height, width, num_classes, repeats, threads, kwargs = arguments
-    return asdict(measure(name, height, width, num_classes, repeats, threads=threads, **kwargs))
+    name, height, width, num_classes, repeats, threads, backend, precision, kwargs = arguments
+    return asdict(measure(name, height, width, num_classes, repeats, threads=threads, backend=backend,
+                          precision=precision, **kwargs))
 
 
 def benchmark(names: list[str] | None, height: int, width: int, num_classes: int = 11, repeats: int = 10,
-              encoder: str | None = None, threads: int | None = None,
-              options: dict | None = None) -> list[BenchmarkRow]:
+              encoder: str | None = None, threads: int | None = None, options: dict | None = None,
+              backend: str | None = None, precision: str = "fp32") -> list[BenchmarkRow]:
     """Measure each architecture in its own process; ``encoder`` applies to those that take one, ``options``
-    (for example ``{"decoder_channels": [128, 64, 32, 16, 16]}``) to every one."""
+    (for example ``{"decoder_channels": [128, 64, 32, 16, 16]}``) to every one; ``backend`` and ``precision``
+    as in ``pixelseg predict``."""
     names = names or list(list_models())
     for name in names:
         get_factory(name)  # unknown names fail here, before any measurement
@@ -82,7 +92,8 @@ def benchmark(names: list[str] | None, height: int, width: int, num_classes: int
         kwargs = {"encoder": encoder} if encoder and _accepts(name, "encoder") else {}
         kwargs.update(options or {})
         with context.Pool(1) as pool:
-            result = pool.apply(_measure_in_child, ((name, height, width, num_classes, repeats, threads, kwargs),))
+            result = pool.apply(_measure_in_child, ((name, height, width, num_classes, repeats, threads, backend,
+                                                      precision, kwargs),))
         rows.append(BenchmarkRow(**result))
     return rows
 

@@ -32,6 +32,7 @@ class DataConfig:
     flip: bool = True
     color_jitter: float = 0.3
     workers: int = 2
+    cache: bool = False  # decode every training image and mask once, keep them in memory (small datasets)
 
 
 @dataclass

@@ -20,7 +20,9 @@ from pixelseg.visualize import colorize, overlay
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where the model's weights are (the CPU for a model without torch weights, such as an ONNX one)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def normalise(image: np.ndarray, mean, std) -> torch.Tensor:
@@ -38,23 +40,37 @@ def _window_starts(length: int, window: int, stride: int) -> list[int]:
     return sorted(set(starts))
 
 
-def sliding_window_logits(model: SegmentationModel, images: torch.Tensor, tile: tuple[int, int],
-                          overlap: float = 0.33) -> torch.Tensor:
-    """Logits from overlapping tiles averaged with weights that fall off towards each tile's border."""
-    batch, _, height, width = images.shape
+def window_positions(height: int, width: int, tile: tuple[int, int], overlap: float) -> list[tuple[int, int]]:
+    """Top-left corners of the tiles that cover a ``height`` x ``width`` image with the given overlap."""
     tile_h, tile_w = min(tile[0], height), min(tile[1], width)
     stride_h = max(1, math.ceil(tile_h * (1 - overlap)))
     stride_w = max(1, math.ceil(tile_w * (1 - overlap)))
+    return [(top, left) for top in _window_starts(height, tile_h, stride_h)
+            for left in _window_starts(width, tile_w, stride_w)]
+
+
+def sliding_window_logits(model: SegmentationModel, images: torch.Tensor, tile: tuple[int, int],
+                          overlap: float = 0.33, window_batch: int = 4) -> torch.Tensor:
+    """Logits from overlapping tiles averaged with weights that fall off towards each tile's border.
+
+    Up to ``window_batch`` tiles (of every image in the batch) go through the network in one forward pass.
+    """
+    batch, _, height, width = images.shape
+    tile_h, tile_w = min(tile[0], height), min(tile[1], width)
     ramp_h = torch.hann_window(tile_h + 2, periodic=False, device=images.device)[1:-1]
     ramp_w = torch.hann_window(tile_w + 2, periodic=False, device=images.device)[1:-1]
     weight = (ramp_h[:, None] * ramp_w[None, :]).clamp_min(1e-3)
+    positions = window_positions(height, width, tile, overlap)
     logits = None
     total = torch.zeros(height, width, device=images.device)
-    for top in _window_starts(height, tile_h, stride_h):
-        for left in _window_starts(width, tile_w, stride_w):
-            window = model(images[:, :, top: top + tile_h, left: left + tile_w]).float()
-            if logits is None:
-                logits = torch.zeros(batch, window.shape[1], height, width, device=images.device)
+    for first in range(0, len(positions), max(1, window_batch)):
+        chunk = positions[first: first + max(1, window_batch)]
+        crops = torch.cat([images[:, :, top: top + tile_h, left: left + tile_w] for top, left in chunk])
+        windows = model(crops).float()
+        if logits is None:
+            logits = torch.zeros(batch, windows.shape[1], height, width, device=images.device)
+        for index, (top, left) in enumerate(chunk):
+            window = windows[index * batch: (index + 1) * batch]
             logits[:, :, top: top + tile_h, left: left + tile_w] += window * weight
             total[top: top + tile_h, left: left + tile_w] += weight
     return logits / total
@@ -79,17 +95,19 @@ def predict_logits(model: SegmentationModel, images: torch.Tensor, scale: float 
     """Logits at the input's full resolution; the network sees the input resized by ``scale``.
 
     Test-time augmentation: ``scales`` multiplies ``scale`` (e.g. (0.75, 1, 1.25)) and ``flip`` adds mirrored
-    inputs; the class probabilities of all passes are averaged and returned as log-probabilities.
+    inputs, which share each scale's forward pass (one batch of the images and their mirrors); the class
+    probabilities of all passes are averaged and returned as log-probabilities.
     """
     if not flip and tuple(scales) == (1.0,):
         return _logits_at_scale(model, images, scale, tile, overlap)
+    batch = images.shape[0]
     total = None
     for factor in scales:
-        for mirrored in (False, True) if flip else (False,):
-            batch = images.flip(-1) if mirrored else images
-            probabilities = _logits_at_scale(model, batch, scale * factor, tile, overlap).softmax(1)
-            probabilities = probabilities.flip(-1) if mirrored else probabilities
-            total = probabilities if total is None else total + probabilities
+        inputs = torch.cat([images, images.flip(-1)]) if flip else images
+        probabilities = _logits_at_scale(model, inputs, scale * factor, tile, overlap).softmax(1)
+        if flip:
+            probabilities = probabilities[:batch] + probabilities[batch:].flip(-1)
+        total = probabilities if total is None else total + probabilities
     return torch.log(total / (len(scales) * (2 if flip else 1)) + 1e-12)
 
 

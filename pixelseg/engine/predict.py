@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import glob
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,27 +70,47 @@ def label_image(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16)
 
 
+def _write_outputs(outputs: dict[str, Path], prediction: Prediction, image: np.ndarray, alpha: float) -> list[Path]:
+    write_image(outputs["labels"], label_image(prediction.labels))
+    write_image(outputs["color"], prediction.colorize())
+    write_image(outputs["overlay"], prediction.overlay(image, alpha))
+    return list(outputs.values())
+
+
 def predict_files(predictor: SegmentationModel | Callable[[np.ndarray], Prediction], inputs: list[str | Path],
-                  out_dir: str | Path, alpha: float = 0.5, progress: bool = True) -> PredictSummary:
+                  out_dir: str | Path, alpha: float = 0.5, progress: bool = True, prefetch: int = 2) -> PredictSummary:
     """Predict every input image with a model (default options) or ``predictor``, any function from an RGB array
     to a :class:`Prediction` (a model with options, a classical method); a file that cannot be read is reported
-    and skipped."""
+    and skipped.
+
+    Decoding and writing run in background threads, overlapping the forward pass: up to ``prefetch`` images are
+    read ahead and up to ``prefetch`` images' outputs are being encoded and written behind it (``prefetch=0``:
+    one thing after the other).
+    """
     if isinstance(predictor, SegmentationModel):
         predictor = functools.partial(predict_image, predictor)
     planned = plan_outputs(inputs, out_dir, ("labels", "color", "overlay"))
     summary = PredictSummary()
     context = distributed.current()  # under torchrun each rank predicts every world_size-th image
     mine = list(planned)[context.rank::context.world_size]
-    for image_path in progress_bar(mine, progress and context.is_main, desc="predicting"):
-        try:
-            image = read_image(image_path)
-        except DataError as error:
-            summary.failed.append(str(error))
-            continue
-        prediction = predictor(image)
-        outputs = planned[image_path]
-        write_image(outputs["labels"], label_image(prediction.labels))
-        write_image(outputs["color"], prediction.colorize())
-        write_image(outputs["overlay"], prediction.overlay(image, alpha))
-        summary.written += list(outputs.values())
+    with ThreadPoolExecutor(max_workers=2 if prefetch else 1, thread_name_prefix="pixelseg-io") as pool:
+        reads = deque(pool.submit(read_image, path) for path in mine[:prefetch])
+        writes: deque[Future] = deque()
+        for position, image_path in enumerate(progress_bar(mine, progress and context.is_main, desc="predicting")):
+            if position + prefetch < len(mine):
+                reads.append(pool.submit(read_image, mine[position + prefetch]))
+            try:
+                image = reads.popleft().result() if prefetch else read_image(image_path)
+            except DataError as error:
+                summary.failed.append(str(error))
+                continue
+            prediction = predictor(image)
+            if not prefetch:
+                summary.written += _write_outputs(planned[image_path], prediction, image, alpha)
+                continue
+            writes.append(pool.submit(_write_outputs, planned[image_path], prediction, image, alpha))
+            while len(writes) > prefetch:
+                summary.written += writes.popleft().result()
+        while writes:
+            summary.written += writes.popleft().result()
     return summary

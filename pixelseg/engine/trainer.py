@@ -302,6 +302,8 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
         tuple(config.data.crop_size), tuple(config.data.scale_range), config.data.base_scale, config.data.flip,
         config.data.color_jitter)
     train_set.seed = config.train.seed
+    if config.data.cache:
+        train_set.cache_in_memory(progress=progress and context.is_main)
     if len(train_set) < config.train.batch_size:
         raise ConfigError(f"train.batch_size {config.train.batch_size} is larger than the {len(train_set)} "
                           f"training samples")

@@ -57,9 +57,13 @@ def build_from_config(model_config: dict, meta: dict | None, state: dict, source
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
-    """A ready model (eval mode) from a model directory, a training checkpoint (``best.pt``, ``last.pt``) or the
-    name of a shipped model (``"camvid"``)."""
+    """A ready model (eval mode) from a model directory, a training checkpoint (``best.pt``, ``last.pt``), an ONNX
+    file written by ``pixelseg export`` (run by onnxruntime) or the name of a shipped model (``"camvid"``)."""
     path = Path(path).expanduser()
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        from pixelseg.engine.backends import OnnxModel
+
+        return OnnxModel(path)
     if not path.exists() and len(path.parts) == 1 and (SHIPPED_DIR / path.name).is_dir():
         path = SHIPPED_DIR / path.name
     if path.is_dir():

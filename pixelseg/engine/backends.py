@@ -1,0 +1,244 @@
+"""Inference backends: one trained model, three ways to run it on the CPU (or GPU), the same class maps.
+
+``with_backend(model, "eager" | "onnx" | "compile")`` returns a :class:`SegmentationModel` that predict, eval,
+cutout and serve use like any other:
+
+- ``eager``: batch norms folded into the convolutions before them, weights and inputs in channels-last memory
+  order (oneDNN's fast layout), run under ``torch.inference_mode``.
+- ``onnx``: the model exported to ONNX (dynamic batch, height and width) and run by onnxruntime with all graph
+  optimisations. ``pixelseg export MODEL model.onnx`` writes the file, with the classes and normalisation in its
+  metadata, and ``pixelseg.load("model.onnx")`` reads it back.
+- ``compile``: ``torch.compile`` (inductor, with weight freezing) of the eager model; the first call of each new
+  input size compiles (tens of seconds), later calls are fast.
+
+``precision="bf16"`` runs the eager and compile paths under bfloat16 autocast: much faster where the CPU has
+bf16 instructions (AVX512-BF16, AMX), but the class maps are no longer identical to float32's
+(docs/performance.md gives the agreement measured on CamVid).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.io import atomic_path
+from pixelseg.models.base import SegmentationModel
+from pixelseg.utils import closest
+
+BACKENDS = ("eager", "onnx", "compile")
+PRECISIONS = ("fp32", "bf16")
+
+
+def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> int:
+    """Fold every BatchNorm2d that directly follows a Conv2d into that convolution's weights and bias (in place;
+    the BatchNorm becomes an Identity). Pairs are found by running ``example`` through the model: a batch norm
+    whose input is the very tensor a convolution returned. Returns the number folded.
+
+    Only for inference (eval mode): the folded convolution computes ``gamma * (conv(x) - mean) / std + beta``.
+    """
+    produced_by: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
+
+    def after_conv(module, inputs, output):
+        produced_by[id(output)] = (module, output)  # keep the tensor alive so that its id stays unique
+
+    def before_norm(module, inputs):
+        source = produced_by.get(id(inputs[0]))
+        if source is not None and source[1] is inputs[0]:
+            pairs.append((source[0], module))
+
+    hooks = [m.register_forward_hook(after_conv) for m in model.modules() if type(m) is nn.Conv2d]
+    hooks += [m.register_forward_pre_hook(before_norm) for m in model.modules() if type(m) is nn.BatchNorm2d]
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        produced_by.clear()
+
+    norms_used = {}
+    for conv, norm in pairs:  # a norm that follows several convolutions (shared module) cannot be folded
+        norms_used.setdefault(id(norm), set()).add(id(conv))
+    parents = {id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()}
+    folded = set()
+    for conv, norm in pairs:
+        if id(norm) in folded or len(norms_used[id(norm)]) > 1 or not norm.track_running_stats:
+            continue
+        scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps) if norm.affine else \
+            1 / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias.detach() if norm.affine else torch.zeros_like(scale)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
+        with torch.no_grad():
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            conv.bias = nn.Parameter((bias - norm.running_mean) * scale + shift)
+        parent, name = parents[id(norm)]
+        setattr(parent, name, nn.Identity())
+        folded.add(id(norm))
+    return len(folded)
+
+
+class BackendModel(SegmentationModel):
+    """A trained model behind an inference backend: same ``meta``, ``config``, classes and input handling
+    (padding to ``size_divisor``, logits at input size) as the model it was made from; inference only."""
+
+    backend = ""
+
+    def __init__(self, config: dict, meta: dict, size_divisor: int, precision: str = "fp32") -> None:
+        super().__init__()
+        self.config = copy.deepcopy(config)
+        self.meta = copy.deepcopy(meta)
+        self.size_divisor = size_divisor
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision: unknown {precision!r}{closest(precision, PRECISIONS)}; choose from "
+                              f"{', '.join(PRECISIONS)}")
+        self.precision = precision
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise RuntimeError(f"a model behind the {self.backend} backend is for inference only")
+        return super().train(False)
+
+
+class EagerModel(BackendModel):
+    """Batch norms folded, channels-last, inference mode (and optionally bfloat16 autocast)."""
+
+    backend = "eager"
+
+    def __init__(self, model: SegmentationModel, precision: str = "fp32") -> None:
+        super().__init__(model.config, model.meta, model.size_divisor, precision)
+        network = copy.deepcopy(model).eval()
+        device = next(network.parameters()).device
+        example = torch.zeros(1, 3, 2 * model.size_divisor, 2 * model.size_divisor, device=device)
+        self.folded = fold_batch_norms(network, example)
+        self.network = network.to(memory_format=torch.channels_last)
+        self.eval()
+
+    def run(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network.forward_padded(images)
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(images.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.precision == "bf16"):
+            return self.run(images).float().contiguous()
+
+
+class CompiledModel(EagerModel):
+    """The eager path compiled by ``torch.compile`` (inductor, frozen weights)."""
+
+    backend = "compile"
+
+    def __init__(self, model: SegmentationModel, precision: str = "fp32") -> None:
+        super().__init__(model, precision)
+        self.compiled = torch.compile(self.network.forward_padded, options={"freezing": True})
+
+    def run(self, images: torch.Tensor) -> torch.Tensor:
+        return self.compiled(images)
+
+
+class _PaddedForward(nn.Module):
+    """The graph ONNX export traces: logits for an input already padded to the size divisor."""
+
+    def __init__(self, model: SegmentationModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_padded(images)
+
+
+def export_onnx(model: SegmentationModel, path: str | Path, opset: int = 17) -> Path:
+    """Write ``model`` as ONNX (input ``images``: N x 3 x H x W, normalised, H and W multiples of the model's
+    size divisor; output ``logits``), dynamic batch, height and width; the model's config and meta (classes,
+    normalisation, size divisor) go into the file's metadata. Written atomically."""
+    path = Path(path)
+    model = copy.deepcopy(model).eval().cpu()
+    fold_batch_norms(model, torch.zeros(1, 3, 2 * model.size_divisor, 2 * model.size_divisor))
+    example = torch.zeros(1, 3, 2 * model.size_divisor, 3 * model.size_divisor)
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    import onnx
+
+    with atomic_path(path) as temporary, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: dynamic axes just work
+        torch.onnx.export(_PaddedForward(model), (example,), str(temporary), dynamo=False, opset_version=opset,
+                          input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": dynamic, "logits": dynamic})
+        graph = onnx.load(str(temporary))
+        for key, value in {"pixelseg_config": model.config, "pixelseg_meta": model.meta,
+                           "pixelseg_size_divisor": model.size_divisor}.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(value)
+        onnx.save(graph, str(temporary))
+    return path
+
+
+class OnnxModel(BackendModel):
+    """An exported model run by onnxruntime (CPU execution provider, all graph optimisations)."""
+
+    backend = "onnx"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime
+
+        path = Path(path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # noqa: BLE001 - any failure means an unusable file
+            raise CheckpointError(f"{path}: not a readable ONNX model ({error})") from None
+        metadata = session.get_modelmeta().custom_metadata_map
+        if "pixelseg_config" not in metadata:
+            raise CheckpointError(f"{path}: not exported by `pixelseg export` (no pixelseg metadata)")
+        super().__init__(json.loads(metadata["pixelseg_config"]), json.loads(metadata["pixelseg_meta"]),
+                         json.loads(metadata["pixelseg_size_divisor"]))
+        self.session, self.path = session, path
+        self.eval()
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        device = images.device
+        array = images.detach().float().cpu().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {"images": array})[0]).to(device)
+
+
+def onnx_agreement(model: SegmentationModel, path: str | Path, height: int = 256, width: int = 320,
+                   seed: int = 0) -> tuple[float, float]:
+    """How closely the ONNX file at ``path`` reproduces ``model`` on a random image of the given size: the largest
+    absolute logit difference and the share of pixels with the same class."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(1, 3, height, width, generator=generator)
+    exported = OnnxModel(path)
+    with torch.inference_mode():
+        expected = copy.deepcopy(model).eval().cpu()(images)
+        produced = exported(images)
+    difference = (expected - produced).abs().max().item()
+    return difference, (expected.argmax(1) == produced.argmax(1)).float().mean().item()
+
+
+def with_backend(model: SegmentationModel, backend: str = "eager", precision: str = "fp32") -> SegmentationModel:
+    """``model`` ready for inference on ``backend`` (see the module docstring); the class maps are those of the
+    plain model (float32) or close to them (bf16)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend: unknown {backend!r}{closest(backend, BACKENDS)}; choose from "
+                          f"{', '.join(BACKENDS)}")
+    if isinstance(model, BackendModel):
+        if model.backend == backend and model.precision == precision:
+            return model
+        raise ConfigError(f"the model already runs on the {model.backend} backend; load the original for {backend}")
+    if backend == "eager":
+        return EagerModel(model, precision)
+    if backend == "compile":
+        return CompiledModel(model, precision)
+    if precision != "fp32":
+        raise ConfigError("the onnx backend runs in float32 only (precision bf16 is for eager and compile)")
+    with tempfile.TemporaryDirectory() as folder:
+        return OnnxModel(export_onnx(model, Path(folder) / "model.onnx"))

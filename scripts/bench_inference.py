@@ -1,0 +1,199 @@
+"""CPU inference speed of pixelseg's backends against segmentation_models_pytorch, and how it scales.
+
+    pip install -e .[bench]                                  # smp, onnxruntime
+    python scripts/bench_inference.py                        # every section; Markdown on stdout
+    python scripts/bench_inference.py --sections peers,agreement --repeats 10
+
+Sections (docs/performance.md holds their output with this command):
+
+- ``peers``: U-Net/ResNet-34, DeepLabv3+/ResNet-50 and FPN/ResNet-34 at 1x3x512x512, smp's eager model against
+  each pixelseg path (the model as built, ``eager`` = folded batch norms + channels-last, ``onnx``, ``compile``,
+  and ``eager`` in bf16), same random weights on both sides where the architectures match. Runs alternate
+  (theirs, ours, theirs, ...) so that the machine's noise hits all alike; the ratio is theirs / ours.
+- ``agreement``: the shipped CamVid model on CamVid val images: share of pixels whose class equals the plain
+  float32 model's, per backend (needs ../shared/data or $PIXELSEG_DATA).
+- ``scaling``: latency and peak memory growth of three architectures from 256x256 to 2048x2048 (``eager``
+  backend, each measured in a fresh process).
+- ``window``: sliding-window inference (512x512 tiles, overlap 1/3) on images of growing area, windows batched
+  by 4 against one window at a time.
+- ``folder``: ``predict_files`` on CamVid val images with decoding and writing in background threads against
+  one thing after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pixelseg
+from pixelseg.engine.backends import with_backend
+from pixelseg.engine.benchmark import measure
+from pixelseg.engine.inference import predict_image, sliding_window_logits, window_positions
+from pixelseg.engine.predict import predict_files
+
+ARCHITECTURES = [  # label, pixelseg name and options, smp class name and encoder
+    ("U-Net, ResNet-34", "unet", {"encoder": "resnet34"}, "Unet", "resnet34"),
+    ("DeepLabv3+, ResNet-50", "deeplabv3plus", {"encoder": "resnet50"}, "DeepLabV3Plus", "resnet50"),
+    ("FPN, ResNet-34", "fpn", {"encoder": "resnet34"}, "FPN", "resnet34"),
+]
+PATHS = [("as built", None, "fp32"), ("eager", "eager", "fp32"), ("onnx", "onnx", "fp32"),
+         ("compile", "compile", "fp32"), ("eager bf16", "eager", "bf16")]
+
+
+def seconds(function, *arguments) -> float:
+    started = time.perf_counter()
+    function(*arguments)
+    return time.perf_counter() - started
+
+
+def median_ms(values: list[float]) -> float:
+    return 1000 * statistics.median(values)
+
+
+def section_peers(args) -> None:
+    import segmentation_models_pytorch as smp
+
+    images = torch.randn(1, 3, 512, 512)
+    print("## Backends against segmentation_models_pytorch (1x3x512x512)\n")
+    print(f"{torch.get_num_threads()} CPU threads, median of {args.repeats} alternating runs, random weights, "
+          "torch.inference_mode; ratio = smp eager / pixelseg path (above 1: pixelseg is faster)\n")
+    print("| architecture | smp eager (ms) | " + " | ".join(f"{label} (ms, ratio)" for label, _, _ in PATHS) + " |")
+    print("|---|---:|" + "---:|" * len(PATHS))
+    for label, name, options, smp_name, smp_encoder in ARCHITECTURES:
+        torch.manual_seed(0)
+        theirs = getattr(smp, smp_name)(smp_encoder, encoder_weights=None, classes=11).eval()
+        ours = pixelseg.create(name, num_classes=11, **options).eval()
+        runners = {"smp": theirs}
+        for path_label, backend, precision in PATHS:
+            runners[path_label] = ours if backend is None else with_backend(ours, backend, precision)
+        times: dict[str, list[float]] = {key: [] for key in runners}
+        with torch.inference_mode():
+            for runner in runners.values():  # warm-up (compiles the compile path)
+                runner(images), runner(images)
+            for _ in range(args.repeats):
+                for key, runner in runners.items():
+                    times[key].append(seconds(runner, images))
+        smp_ms = median_ms(times["smp"])
+        cells = [f"{median_ms(times[key]):.0f} ({smp_ms / median_ms(times[key]):.2f}x)" for key, _, _ in PATHS]
+        print(f"| {label} | {smp_ms:.0f} | " + " | ".join(cells) + " |", flush=True)
+    print()
+
+
+def val_images(count: int) -> list[Path]:
+    root = Path(os.environ.get("PIXELSEG_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    images = sorted((root / "camvid" / "val").glob("*.png"))
+    if not images:
+        raise SystemExit(f"no CamVid val images under {root}/camvid/val (set PIXELSEG_DATA)")
+    return images[:: max(1, len(images) // count)][:count]
+
+
+def section_agreement(args) -> None:
+    model = pixelseg.load("camvid")
+    paths = val_images(args.images)
+    reference = [predict_image(model, path).labels for path in paths]
+    print(f"## Same class maps? The shipped CamVid model on {len(paths)} CamVid val images (360x480)\n")
+    print("| path | pixels with the plain float32 model's class | images fully identical |")
+    print("|---|---:|---:|")
+    for label, backend, precision in PATHS[1:]:
+        runner = with_backend(model, backend, precision)
+        same = [(predict_image(runner, path).labels == truth) for path, truth in zip(paths, reference, strict=True)]
+        share = sum(int(s.sum()) for s in same) / sum(s.size for s in same)
+        print(f"| {label} | {100 * share:.3f} % | {sum(bool(s.all()) for s in same)}/{len(same)} |", flush=True)
+    print()
+
+
+def _scaling_row(arguments: tuple) -> tuple[float, float]:
+    name, options, size, repeats = arguments
+    row = measure(name, size, size, repeats=repeats, warmup=1, backend="eager", **options)
+    return row.latency_ms, row.peak_memory_mb
+
+
+def section_scaling(args) -> None:
+    sizes = [int(v) for v in args.sizes.split(",")]
+    print("## Latency and memory against input size (eager backend, batch 1, float32)\n")
+    print("Each cell: median latency / peak resident memory growth, measured in a fresh process. Latency per "
+          "megapixel in brackets.\n")
+    print("| architecture | " + " | ".join(f"{s}x{s}" for s in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    context = multiprocessing.get_context("spawn")
+    for label, name, options, _, _ in ARCHITECTURES:
+        cells = []
+        for size in sizes:
+            repeats = max(2, args.repeats // (1 + size // 768))
+            with context.Pool(1) as pool:
+                latency, memory = pool.apply(_scaling_row, ((name, options, size, repeats),))
+            cells.append(f"{latency:.0f} ms / {memory:.0f} MB ({latency / (size * size / 1e6):.0f} ms/MP)")
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    print()
+
+
+def section_window(args) -> None:
+    model = with_backend(pixelseg.create("unet", num_classes=11, encoder="resnet34"), "eager")
+    tile = (512, 512)
+    print("## Sliding window: time against image area (U-Net/ResNet-34, eager, 512x512 tiles, overlap 1/3)\n")
+    print("| image | megapixels | windows | one window a pass (s) | 4 windows a pass (s) | s per window (batched) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for side in (512, 1024, 1536, 2048):
+        images = torch.randn(1, 3, side, side)
+        windows = len(window_positions(side, side, tile, 0.33))
+        times: dict[int, list[float]] = {1: [], 4: []}
+        with torch.inference_mode():
+            sliding_window_logits(model, images[..., :512, :512], tile, 0.33)  # warm-up
+            for _ in range(max(1, args.repeats // 4)):
+                for batch in times:
+                    times[batch].append(seconds(sliding_window_logits, model, images, tile, 0.33, batch))
+        one, four = (statistics.median(times[b]) for b in (1, 4))
+        print(f"| {side}x{side} | {side * side / 1e6:.2f} | {windows} | {one:.2f} | {four:.2f} | "
+              f"{four / windows:.3f} |", flush=True)
+    print()
+
+
+def section_folder(args) -> None:
+    model = with_backend(pixelseg.load("camvid"), "eager")
+    paths = val_images(args.images)
+    print(f"## Folder prediction: {len(paths)} CamVid val images, shipped model, eager backend\n")
+    print("| pipeline | seconds (median of 3) | images/s |")
+    print("|---|---:|---:|")
+    times: dict[int, list[float]] = {0: [], 2: []}
+    for _ in range(3):
+        for prefetch in times:
+            with tempfile.TemporaryDirectory() as folder:
+                times[prefetch].append(seconds(lambda p=prefetch, f=folder: predict_files(
+                    model, paths, f, progress=False, prefetch=p)))
+    for prefetch, label in ((0, "read, predict, write one after the other"),
+                            (2, "reading and writing in background threads")):
+        elapsed = statistics.median(times[prefetch])
+        print(f"| {label} | {elapsed:.2f} | {len(paths) / elapsed:.2f} |")
+    print(f"\nspeed-up: {statistics.median(times[0]) / statistics.median(times[2]):.2f}x\n")
+
+
+SECTIONS = {"peers": section_peers, "agreement": section_agreement, "scaling": section_scaling,
+            "window": section_window, "folder": section_folder}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--images", type=int, default=20, help="CamVid val images for agreement and folder")
+    parser.add_argument("--sizes", default="256,512,1024,1536,2048", help="square sizes for the scaling section")
+    args = parser.parse_args()
+    np.random.seed(0)
+    print(f"pixelseg {pixelseg.__version__ if hasattr(pixelseg, '__version__') else ''}, torch {torch.__version__}, "
+          f"{os.cpu_count()} CPU cores\n")
+    for name in args.sections.split(","):
+        if name not in SECTIONS:
+            raise SystemExit(f"unknown section {name!r}: choose from {', '.join(SECTIONS)}")
+        SECTIONS[name](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Inference backends (eager with folded batch norms, ONNX, torch.compile), export, batched sliding windows and
+test-time augmentation, the pipelined folder prediction and the decoded-image cache."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import pixelseg
+from pixelseg.data import open_dataset
+from pixelseg.engine.backends import fold_batch_norms, with_backend
+from pixelseg.engine.inference import predict_image, predict_logits, sliding_window_logits
+from pixelseg.engine.predict import predict_files
+from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.io import write_image
+from tests.conftest import requires_shared
+from tests.test_cli import pixelseg as run_cli
+
+
+def small_model(name: str = "unet", **options) -> pixelseg.models.SegmentationModel:
+    torch.manual_seed(0)
+    defaults = {"encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]} if name == "unet" else {}
+    model = pixelseg.create(name, num_classes=5, **{**defaults, **options})
+    for module in model.modules():  # non-trivial statistics, so that a wrong fold shows
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["unet", "deeplabv3plus", "fpn", "segnet_basic"])
+def test_folding_batch_norms_keeps_the_outputs(name):
+    model = small_model(name)
+    images = torch.randn(2, 3, 70, 90)
+    with torch.no_grad():
+        expected = model(images)
+    folded = with_backend(model, "eager")
+    assert folded.folded > 0
+    if name == "unet":  # every norm there follows a convolution
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.network.modules())
+    assert torch.allclose(folded(images), expected, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():  # the model handed in is left as it was
+        assert torch.equal(model(images), expected)
+
+
+def test_fold_leaves_a_shared_or_unpaired_norm_alone():
+    conv, norm = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+    norm.running_mean.fill_(0.3)
+    shared = nn.Sequential(conv, norm, nn.ReLU(), nn.Conv2d(4, 4, 1), norm)  # one norm after two convolutions
+    images = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = shared.eval()(images)
+        assert fold_batch_norms(shared, images) == 0
+        assert torch.equal(shared(images), expected)
+
+
+def test_onnx_and_eager_backends_match_the_model(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = small_model()
+    images = torch.randn(2, 3, 67, 93)  # odd size: padded inside, logits cropped back
+    with torch.no_grad():
+        expected = model(images)
+    for backend in ("eager", "onnx"):
+        produced = with_backend(model, backend)(images)
+        assert produced.shape == expected.shape
+        assert torch.allclose(produced, expected, atol=1e-4, rtol=1e-4), backend
+    bf16 = with_backend(model, "eager", "bf16")(images)
+    assert bf16.dtype == torch.float32 and (bf16.argmax(1) == expected.argmax(1)).float().mean() > 0.9
+
+
+def test_compile_backend_matches_the_model():
+    model = small_model()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(images)
+    assert torch.allclose(with_backend(model, "compile")(images), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_backend_errors_are_clear():
+    model = small_model()
+    with pytest.raises(ConfigError, match="did you mean 'onnx'"):
+        with_backend(model, "onx")
+    with pytest.raises(ConfigError, match="float32 only"):
+        with_backend(model, "onnx", "bf16")
+    eager = with_backend(model, "eager")
+    with pytest.raises(RuntimeError, match="inference only"):
+        eager.train()
+
+
+def test_export_cli_writes_a_loadable_onnx_file_and_refuses_to_overwrite(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = small_model()
+    pixelseg.save_model(model, tmp_path / "model")
+    target = tmp_path / "model.onnx"
+    exported = run_cli("export", tmp_path / "model", target, "--check-size", "64,96")
+    assert exported.returncode == 0, exported.stderr
+    assert "100.000 % of pixels with the same class" in exported.stdout
+    loaded = pixelseg.load(target)
+    assert loaded.backend == "onnx" and loaded.classes.num_classes == 5
+    image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    assert np.array_equal(loaded.predict(image).labels, model.predict(image).labels)
+
+    before = target.read_bytes()
+    again = run_cli("export", tmp_path / "model", target)
+    assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr and "Traceback" not in again.stderr
+    assert target.read_bytes() == before
+    wrong = run_cli("export", tmp_path / "model", tmp_path / "model.pt")
+    assert wrong.returncode == 2 and "must end in .onnx" in wrong.stderr
+
+
+def test_a_broken_onnx_file_is_a_clear_error(tmp_path):
+    pytest.importorskip("onnxruntime")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="broken.onnx: not a readable ONNX model"):
+        pixelseg.load(broken)
+
+
+def test_predict_cli_backends_write_the_same_labels(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pixelseg.save_model(small_model(), tmp_path / "model")
+    image = np.random.default_rng(1).integers(0, 255, (45, 61, 3), dtype=np.uint8)
+    write_image(tmp_path / "in" / "a.png", image)
+    labels = {}
+    for backend in ("eager", "onnx"):
+        result = run_cli("--quiet", "predict", tmp_path / "in", "--model", tmp_path / "model", "--backend", backend,
+                         "--out", tmp_path / backend)
+        assert result.returncode == 0, result.stderr
+        assert f"on {backend} (fp32)" in result.stdout
+        labels[backend] = (tmp_path / backend / "a_labels.png").read_bytes()
+    assert labels["eager"] == labels["onnx"]
+
+
+def test_batched_sliding_windows_equal_one_window_at_a_time():
+    model = small_model()
+    images = torch.randn(2, 3, 100, 150)
+    with torch.inference_mode():
+        one = sliding_window_logits(model, images, (64, 64), 0.33, window_batch=1)
+        batched = sliding_window_logits(model, images, (64, 64), 0.33, window_batch=4)
+    assert torch.allclose(one, batched, atol=1e-4)
+
+
+def test_flip_augmentation_shares_a_pass_and_averages_the_mirror():
+    model = small_model()
+    images = torch.randn(1, 3, 64, 96)
+    with torch.inference_mode():
+        plain = model(images).softmax(1)
+        mirrored = model(images.flip(-1)).softmax(1).flip(-1)
+        expected = torch.log((plain + mirrored) / 2 + 1e-12)
+        assert torch.allclose(predict_logits(model, images, flip=True), expected, atol=1e-4)
+
+
+def test_pipelined_folder_prediction_writes_what_the_plain_loop_writes(tmp_path):
+    model = small_model()
+    rng = np.random.default_rng(2)
+    for index in range(5):
+        write_image(tmp_path / "in" / f"{index}.png", rng.integers(0, 255, (40, 52, 3), dtype=np.uint8))
+    (tmp_path / "in" / "2.png").write_bytes(b"broken")  # reported and skipped, the others still written
+    results = {prefetch: predict_files(model, [tmp_path / "in"], tmp_path / f"out{prefetch}", progress=False,
+                                       prefetch=prefetch) for prefetch in (0, 2)}
+    for summary in results.values():
+        assert len(summary.written) == 12 and len(summary.failed) == 1 and "2.png" in summary.failed[0]
+    for path in sorted((tmp_path / "out0").iterdir()):
+        assert path.read_bytes() == (tmp_path / "out2" / path.name).read_bytes()
+
+
+def test_decoded_image_cache_gives_the_same_samples_read_only(shapes_root):
+    plain = open_dataset("folder", shapes_root, "train")
+    cached = open_dataset("folder", shapes_root, "train")
+    held = cached.cache_in_memory(progress=False)
+    assert held == sum(a.nbytes + b.nbytes for a, b in (plain.read(i) for i in range(len(plain))))
+    for index in range(len(plain)):
+        for mine, theirs in zip(cached.read(index), plain.read(index), strict=True):
+            assert np.array_equal(mine, theirs) and not mine.flags.writeable
+
+
+def test_training_with_the_cache_equals_training_without(shapes_root, tmp_path):
+    from pixelseg.engine import train
+    from pixelseg.engine.config import config_from_dict
+    from tests.conftest import tiny_config
+
+    weights = {}
+    for cache in (False, True):
+        config = tiny_config(shapes_root, tmp_path / str(cache), epochs=1)
+        config["data"]["cache"] = cache
+        run = train(config_from_dict(config), progress=False)
+        weights[cache] = torch.load(run / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(weights[False][k], weights[True][k]) for k in weights[False])
+
+
+@pytest.mark.realdata
+def test_backends_give_the_same_class_maps_on_real_street_scenes():
+    pytest.importorskip("onnxruntime")
+    images = sorted((requires_shared("camvid") / "val").glob("*.png"))[::25]
+    model = pixelseg.load("camvid")
+    reference = [predict_image(model, path).labels for path in images]
+    for backend in ("eager", "onnx"):
+        runner = with_backend(model, backend)
+        same = sum(int((predict_image(runner, p).labels == r).sum()) for p, r in zip(images, reference, strict=True))
+        assert same / sum(r.size for r in reference) >= 0.999, backend
