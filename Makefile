@@ -4,8 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow test-browser lint bench-crf compare-peers classical-vs-deep load-check train-camvid \
-	train-membrane train-default train-zoo clean
+.PHONY: install demo test test-slow test-browser lint bench bench-crf compare-peers classical-vs-deep load-check train-camvid \
+	train-membrane train-default train-zoo ablation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ test-browser: $(STAMP)
 bench-crf: $(STAMP)
 	$(BIN)/python scripts/bench_crf.py --model camvid --images 10
 
+# docs/performance.md: inference backends against smp, class-map agreement, scaling, metrics, training.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(BIN)/python scripts/bench_inference.py --sections peers,agreement,window,folder --repeats 10 --images 20
+	$(BIN)/python scripts/bench_inference.py --sections scaling --repeats 10
+	$(BIN)/python scripts/bench_metrics.py
+	$(BIN)/python scripts/bench_training.py
+
 compare-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(BIN)/python scripts/compare_peers.py --size 512,512 --repeats 10
@@ -66,6 +74,9 @@ train-default: $(STAMP)
 
 train-zoo: $(STAMP)
 	bash scripts/train_zoo.sh
+
+ablation: $(STAMP)
+	bash scripts/ablation_camvid.sh
 
 clean:
 	rm -rf runs/demo .pytest_cache .ruff_cache test-artifacts

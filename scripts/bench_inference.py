@@ -6,7 +6,8 @@
 
 Sections (docs/performance.md holds their output with this command):
 
-- ``peers``: U-Net/ResNet-34, DeepLabv3+/ResNet-50 and FPN/ResNet-34 at 1x3x512x512, smp's eager model against
+- ``peers``: U-Net/ResNet-34, DeepLabv3+/ResNet-50 and FPN/ResNet-34 (``pyramid_smoothing=False``: smp's network)
+  at 1x3x512x512, smp's eager model against
   each pixelseg path (the model as built, ``eager`` = folded batch norms + channels-last, ``onnx``, ``compile``,
   and ``eager`` in bf16), same random weights on both sides where the architectures match. Runs alternate
   (theirs, ours, theirs, ...) so that the machine's noise hits all alike; the ratio is theirs / ours.
@@ -42,7 +43,7 @@ from pixelseg.engine.predict import predict_files
 ARCHITECTURES = [  # label, pixelseg name and options, smp class name and encoder
     ("U-Net, ResNet-34", "unet", {"encoder": "resnet34"}, "Unet", "resnet34"),
     ("DeepLabv3+, ResNet-50", "deeplabv3plus", {"encoder": "resnet50"}, "DeepLabV3Plus", "resnet50"),
-    ("FPN, ResNet-34", "fpn", {"encoder": "resnet34"}, "FPN", "resnet34"),
+    ("FPN, ResNet-34", "fpn", {"encoder": "resnet34", "pyramid_smoothing": False}, "FPN", "resnet34"),
 ]
 PATHS = [("as built", None, "fp32"), ("eager", "eager", "fp32"), ("onnx", "onnx", "fp32"),
          ("compile", "compile", "fp32"), ("eager bf16", "eager", "bf16")]

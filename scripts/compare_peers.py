@@ -29,7 +29,8 @@ def peers(num_classes: int):
 
     yield ("U-Net, ResNet-34", lambda: ours("unet", encoder="resnet34"),
            lambda: smp.Unet("resnet34", encoder_weights=None, classes=num_classes), "smp")
-    yield ("FPN, ResNet-34", lambda: ours("fpn", encoder="resnet34"),
+    yield ("FPN, ResNet-34 (no 3x3 pyramid smoothing, as smp)", lambda: ours("fpn", encoder="resnet34",
+                                                                             pyramid_smoothing=False),
            lambda: smp.FPN("resnet34", encoder_weights=None, classes=num_classes), "smp")
     yield ("DeepLabv3+, ResNet-50, OS 16", lambda: ours("deeplabv3plus", encoder="resnet50"),
            lambda: smp.DeepLabV3Plus("resnet50", encoder_weights=None, classes=num_classes), "smp")

@@ -198,3 +198,13 @@ def test_loading_weights_of_another_shape_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         pixelseg.load(tmp_path / "junk.pt")
 
+
+
+def test_fpn_without_pyramid_smoothing_is_segmentation_models_pytorchs_network():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    ours = create("fpn", num_classes=11, encoder="resnet34", pyramid_smoothing=False)
+    theirs = smp.FPN("resnet34", encoder_weights=None, classes=11)
+    count = [sum(p.numel() for p in model.parameters()) for model in (ours, theirs)]
+    assert count[0] == count[1] == 23_156_683
+    smoothed = sum(p.numel() for p in create("fpn", num_classes=11, encoder="resnet34").parameters())
+    assert smoothed - count[0] == 4 * (256 * 256 * 9 + 256)  # the four 3x3 output convolutions

@@ -168,6 +168,7 @@ def export_onnx(model: SegmentationModel, path: str | Path, opset: int = 17) -> 
 
     with atomic_path(path) as temporary, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: dynamic axes just work
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: harmless here
         torch.onnx.export(_PaddedForward(model), (example,), str(temporary), dynamo=False, opset_version=opset,
                           input_names=["images"], output_names=["logits"],
                           dynamic_axes={"images": dynamic, "logits": dynamic})

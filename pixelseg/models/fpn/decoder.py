@@ -10,12 +10,14 @@ from torch import nn
 
 
 class FeaturePyramid(nn.Module):
-    """P2..P5: 1x1 laterals on C2..C5, nearest 2x top-down additions, 3x3 output convs (Lin et al., CVPR 2017)."""
+    """P2..P5: 1x1 laterals on C2..C5, nearest 2x top-down additions, 3x3 output convs (Lin et al., CVPR 2017);
+    ``smoothing=False`` leaves the output convs out (as segmentation_models_pytorch's FPN does)."""
 
-    def __init__(self, in_channels: Sequence[int], channels: int = 256) -> None:
+    def __init__(self, in_channels: Sequence[int], channels: int = 256, smoothing: bool = True) -> None:
         super().__init__()
         self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
-        self.outputs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in in_channels)
+        self.outputs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) if smoothing else nn.Identity()
+                                     for _ in in_channels)
 
     def forward(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         laterals = [lateral(f) for lateral, f in zip(self.laterals, features, strict=True)]

@@ -4,7 +4,9 @@ feature pyramid of Lin et al., "Feature Pyramid Networks for Object Detection", 
 Faithful: 256-channel pyramid P2..P5 from lateral 1x1 convs and a nearest-neighbour top-down pathway; the
 semantic branch upsamples every level to 1/4 scale with 3x3 conv (128 channels) + GroupNorm + ReLU + 2x bilinear
 stages, sums them, and a 1x1 conv and 4x bilinear upsampling give the logits. Differs: the encoder is any timm
-backbone (its stride-4 to stride-32 stages act as C2..C5).
+backbone (its stride-4 to stride-32 stages act as C2..C5). ``pyramid_smoothing=False`` drops the 3x3 output
+convolutions of P2..P5 (the network of segmentation_models_pytorch's FPN: at 512x512 on ResNet-34, 54.9 instead
+of 80.6 GFLOPs, 23.16 instead of 25.52 M parameters).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class FPN(SegmentationModel):
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, pyramid_channels: int = 256, segmentation_channels: int = 128,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, pyramid_smoothing: bool = True) -> None:
         super().__init__()
         self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained)
         reductions = self.encoder.reductions
@@ -36,7 +38,8 @@ class FPN(SegmentationModel):
         if len(wanted) != 4:
             raise ConfigError(f"encoder {encoder!r} lacks stride 4/8/16/32 features (has {reductions})")
         self.levels = wanted
-        self.pyramid = FeaturePyramid([self.encoder.channels[i] for i in wanted], pyramid_channels)
+        self.pyramid = FeaturePyramid([self.encoder.channels[i] for i in wanted], pyramid_channels,
+                                      pyramid_smoothing)
         self.branch = SemanticBranch(len(wanted), pyramid_channels, segmentation_channels)
         self.dropout = nn.Dropout2d(dropout)
         self.head = nn.Conv2d(segmentation_channels, num_classes, 1)

@@ -1,0 +1,128 @@
+"""Training speed on the CPU: pixelseg's training step against segmentation_models_pytorch's with the same loop,
+and whether CamVid data loading keeps up with the model.
+
+    pip install -e .[bench]
+    python scripts/bench_training.py                      # Markdown on stdout (docs/performance.md)
+    python scripts/bench_training.py --steps 10 --batch 8 --size 192,256
+
+- ``step``: U-Net/ResNet-34 and DeepLabv3+/ResNet-50 (the same networks on both sides; pixelseg's FPN has the
+  paper's larger head, smp's a smaller one, so it is left out), ours and smp's, random weights, the same step
+  (AdamW, cross-entropy with an ignore index, backward, optimizer step) on the same random batch; steps alternate
+  between the two models, the median step time is compared (ratio = smp / ours, above 1: pixelseg is faster).
+- ``loader``: one epoch of CamVid train batches at the shipped model's stage-1 recipe (half resolution, random
+  scale, crop, flip, colour jitter) from pixelseg's loader, with 0 and 1 workers and with the decoded-image cache,
+  against the time the U-Net/ResNet-18 of that recipe spends on the same number of training steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import pixelseg
+from pixelseg.data import open_dataset
+from pixelseg.data.transforms import training_transform
+
+
+def step_time(model, optimizer, loss_fn, images, labels) -> float:
+    started = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return time.perf_counter() - started
+
+
+def section_step(args) -> None:
+    import segmentation_models_pytorch as smp
+
+    height, width = (int(v) for v in args.size.split(","))
+    torch.manual_seed(0)
+    images = torch.randn(args.batch, 3, height, width)
+    labels = torch.randint(0, 11, (args.batch, height, width))
+    labels[:, :8] = 255  # some ignored pixels, as in CamVid's void
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
+    print(f"## Training step against segmentation_models_pytorch ({args.batch}x3x{height}x{width}, "
+          f"{torch.get_num_threads()} CPU threads)\n")
+    print(f"Median of {args.steps} alternating steps after 2 warm-up steps each: forward, cross-entropy, backward, "
+          "AdamW step.\n")
+    print("| architecture | smp (s/step) | pixelseg (s/step) | smp / pixelseg | pixelseg images/s |")
+    print("|---|---:|---:|---:|---:|")
+    for label, ours, theirs in (
+        ("U-Net, ResNet-34", lambda: pixelseg.create("unet", num_classes=11, encoder="resnet34"),
+         lambda: smp.Unet("resnet34", encoder_weights=None, classes=11)),
+        ("DeepLabv3+, ResNet-50", lambda: pixelseg.create("deeplabv3plus", num_classes=11, encoder="resnet50"),
+         lambda: smp.DeepLabV3Plus("resnet50", encoder_weights=None, classes=11)),
+    ):
+        models = {"smp": theirs().train(), "ours": ours().train()}
+        optimizers = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in models.items()}
+        times: dict[str, list[float]] = {k: [] for k in models}
+        for step in range(args.steps + 2):
+            for key, model in models.items():
+                elapsed = step_time(model, optimizers[key], loss_fn, images, labels)
+                if step >= 2:
+                    times[key].append(elapsed)
+        theirs_s, ours_s = statistics.median(times["smp"]), statistics.median(times["ours"])
+        print(f"| {label} | {theirs_s:.3f} | {ours_s:.3f} | {theirs_s / ours_s:.2f} | {args.batch / ours_s:.1f} |",
+              flush=True)
+    print()
+
+
+def section_loader(args) -> None:
+    root = Path(os.environ.get("PIXELSEG_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    if not (root / "camvid" / "train").is_dir():
+        raise SystemExit(f"no CamVid under {root} (set PIXELSEG_DATA)")
+    transform = training_transform((176, 240), base_scale=0.5, scale_range=(0.75, 1.5), flip=True,
+                                   color_jitter=0.3)
+    model = pixelseg.create("unet", num_classes=11, encoder="resnet18", decoder_channels=[128, 64, 32, 16, 16])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
+    batch = 8
+    images, labels = torch.randn(batch, 3, 176, 240), torch.randint(0, 11, (batch, 176, 240))
+    steps = 367 // batch
+    step_times = [step_time(model.train(), optimizer, loss_fn, images, labels) for _ in range(6)][2:]
+    model_epoch = statistics.median(step_times) * steps
+    print(f"## Does loading keep up? CamVid train, stage-1 recipe (half resolution, {steps} batches of {batch})\n")
+    print(f"The U-Net/ResNet-18 of that recipe needs {statistics.median(step_times):.2f} s a training step, "
+          f"{model_epoch:.0f} s for the {steps} steps of an epoch ({steps * batch / model_epoch:.1f} images/s) on "
+          f"{torch.get_num_threads()} threads.\n")
+    print("| loader | seconds for one epoch of batches (loading alone) | share of the model's epoch time |")
+    print("|---|---:|---:|")
+    for label, workers, cache in (("0 workers, decoding every epoch", 0, False),
+                                  ("1 worker, decoding every epoch", 1, False),
+                                  ("0 workers, decoded-image cache", 0, True)):
+        dataset = open_dataset("camvid", root / "camvid", "train")
+        dataset.transform = transform
+        if cache:
+            dataset.cache_in_memory(progress=False)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
+                                             num_workers=workers)
+        started = time.perf_counter()
+        for _ in loader:
+            pass
+        elapsed = time.perf_counter() - started
+        print(f"| {label} | {elapsed:.1f} | {100 * elapsed / model_epoch:.0f} % |", flush=True)
+    print("\nWith workers, loading runs beside the training step; with 0 workers it adds to it.\n")
+
+
+SECTIONS = {"step": section_step, "loader": section_loader}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", default="192,256", help="HEIGHT,WIDTH of training crops (multiples of 32: smp)")
+    args = parser.parse_args()
+    for name in args.sections.split(","):
+        SECTIONS[name](args)
+
+
+if __name__ == "__main__":
+    main()
