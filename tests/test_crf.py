@@ -138,3 +138,23 @@ def test_grid_crf_graph_cut_and_mean_field_remove_noise():
     three = np.full((3, *truth3.shape), 0.2, np.float32)
     np.put_along_axis(three, favoured[None], 0.6, 0)
     assert (grid_crf_graphcut(three, weight=1.0) == truth3).mean() > 0.95
+
+
+def test_scaled_points_fold_the_normalisation_into_the_filter():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.rand(500, 3, generator=generator) * 4
+    values = torch.rand(500, 4, generator=generator)
+    scale = torch.rand(500, generator=generator) + 0.5
+    plain = PermutohedralLattice(features)
+    expected = scale[:, None] * plain.filter_rows(values * scale[:, None])
+    assert torch.allclose(plain.filter(values.T).T, plain.filter_rows(values), atol=1e-5)
+    scaled = PermutohedralLattice(features)
+    scaled.scale_points(scale)
+    assert torch.allclose(scaled.filter_rows(values), expected, atol=1e-5)
+
+
+def test_softmax_rows_equals_torch_softmax():
+    from pixelseg.crf.dense import softmax_rows
+
+    logits = torch.randn(1000, 11) * 30
+    assert torch.allclose(softmax_rows(logits), torch.softmax(logits, 1), atol=1e-6)

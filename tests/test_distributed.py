@@ -27,7 +27,8 @@ def run(command: list[str], cwd) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
-def test_two_processes_train_like_one_with_the_same_global_batch(shapes_root, tmp_path):
+def ddp_config(shapes_root, tmp_path):
+    """A config whose distributed run must equal the single-process one within float tolerance."""
     config = tiny_config(shapes_root, tmp_path / "unused", epochs=1, steps_per_epoch=2)
     # Cross-entropy only (Dice is a batch-level loss: per-rank Dice averaged is not the global batch's Dice) and
     # no rescaling (padding would give the ranks different numbers of labelled pixels).
@@ -42,16 +43,12 @@ def test_two_processes_train_like_one_with_the_same_global_batch(shapes_root, tm
     config["optimizer"] = {"name": "sgd", "lr": 0.02, "momentum": 0.9}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
 
-    single = run([sys.executable, "-m", "pixelseg", "--quiet", "train", str(path), "--out", "single"], tmp_path)
-    assert single.returncode == 0, single.stderr
-    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
-    assert two.returncode == 0, two.stderr
-    assert two.stdout.count("epoch 1/1") == 1  # only rank 0 reports
 
-    one_state = torch.load(tmp_path / "single" / "last.pt", weights_only=False)
-    ddp_state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+def assert_same_weights(single_run, distributed_run) -> None:
+    one_state = torch.load(single_run / "last.pt", weights_only=False)
+    ddp_state = torch.load(distributed_run / "last.pt", weights_only=False)
     assert one_state["model"].keys() == ddp_state["model"].keys()
     compared = 0
     for key, value in one_state["model"].items():
@@ -59,7 +56,38 @@ def test_two_processes_train_like_one_with_the_same_global_batch(shapes_root, tm
             assert torch.allclose(value, ddp_state["model"][key], atol=1e-4, rtol=1e-3), key
             compared += 1
     assert compared > 10
-    assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+    assert (distributed_run / "model" / "model.safetensors").is_file()
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(shapes_root, tmp_path):
+    path = ddp_config(shapes_root, tmp_path)
+    single = run([sys.executable, "-m", "pixelseg", "--quiet", "train", str(path), "--out", "single"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("epoch 1/1") == 1  # only rank 0 reports
+    assert_same_weights(tmp_path / "single", tmp_path / "ddp")
+
+
+def test_two_nodes_meet_through_a_c10d_rendezvous_and_train_like_one(shapes_root, tmp_path):
+    """Two torchrun agents (the command a user starts on each node), one process each, that find each other through
+    the c10d rendezvous on loopback: the multi-node path, on one machine."""
+    path = ddp_config(shapes_root, tmp_path)
+    single = run([sys.executable, "-m", "pixelseg", "--quiet", "train", str(path), "--out", "single"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    endpoint = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                               "--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", "pixelseg-test",
+                               "--rdzv_conf", "timeout=120", "--local_addr", "127.0.0.1", "-m", "pixelseg", "--quiet",
+                               "train", str(path), "--out", "nodes"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    for node, (_, stderr) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, stderr
+    assert sum(stdout.count("epoch 1/1") for stdout, _ in outputs) == 1  # only the global rank 0 reports
+    assert_same_weights(tmp_path / "single", tmp_path / "nodes")
 
 
 def _evaluate_on_rank(rank: int, world_size: int, port: int, model_dir: str, data_root: str, out: str) -> None:

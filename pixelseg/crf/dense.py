@@ -28,13 +28,17 @@ class GaussianKernel:
 
     def __init__(self, features: torch.Tensor) -> None:
         self.lattice = PermutohedralLattice(features)
-        ones = torch.ones(1, features.shape[0], device=features.device)
-        self.norm = 1.0 / torch.sqrt(self.lattice.filter(ones) + 1e-20)  # (1, N)
+        ones = torch.ones(features.shape[0], 1, device=features.device)
+        self.norm = 1.0 / torch.sqrt(self.lattice.filter_rows(ones) + 1e-20)  # (N, 1)
+        self.lattice.scale_points(self.norm)  # filter_rows now computes norm * filter(norm * values)
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` (C, N) filtered by the kernel."""
-        norm = self.norm.to(values.dtype)
-        return norm * self.lattice.filter(values * norm)
+        return self.rows(values.T.contiguous()).T
+
+    def rows(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` laid out as rows (N, C), filtered by the kernel (the fast layout, no transposes)."""
+        return self.lattice.filter_rows(values)
 
 
 def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -64,22 +68,37 @@ def appearance_features(image: torch.Tensor, sxy: float, srgb: float) -> torch.T
 def pairwise_message(q: torch.Tensor, kernels: list, compatibilities: list) -> torch.Tensor:
     """sum_k mu_k (k_k * Q): each kernel's filtering of Q (C, N) times its compatibility, a (C, C) energy matrix
     or a number w for Potts (-w on the diagonal: a reward for equal labels)."""
+    return _pairwise_rows(q.T.contiguous(), kernels, compatibilities).T
+
+
+def _pairwise_rows(q: torch.Tensor, kernels: list, compatibilities: list) -> torch.Tensor:
+    """:func:`pairwise_message` on Q laid out as rows (N, C)."""
     message = 0
     for kernel, mu in zip(kernels, compatibilities, strict=True):
-        filtered = kernel(q)
-        message = message + (-mu * filtered if isinstance(mu, float | int) else mu @ filtered)
+        filtered = kernel.rows(q)
+        message = message + (-mu * filtered if isinstance(mu, float | int) else filtered @ mu.T)
     return message
 
 
 def mean_field(unary: torch.Tensor, kernels: list, compatibilities: list, iterations: int) -> torch.Tensor:
     """Parallel mean-field updates; ``unary`` (C, N) energies, returns Q (C, N), each column a distribution.
 
-    Q <- softmax(-unary - sum_k mu_k (k_k * Q)), the update of Krähenbühl & Koltun's Algorithm 1.
+    Q <- softmax(-unary - sum_k mu_k (k_k * Q)), the update of Krähenbühl & Koltun's Algorithm 1 (computed on
+    rows, (N, C), the lattice's fast layout).
     """
-    q = torch.softmax(-unary, 0)
+    negative_unary = -unary.T.contiguous()
+    q = softmax_rows(negative_unary)
     for _ in range(iterations):
-        q = torch.softmax(-unary - pairwise_message(q, kernels, compatibilities), 0)
-    return q
+        q = softmax_rows(negative_unary - _pairwise_rows(q, kernels, compatibilities))
+    return q.T
+
+
+def softmax_rows(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis of (N, C) with few classes: written out, since ``torch.softmax`` over a short
+    last axis is 6x slower on the CPU (20 ms against 3 ms for 172,800 x 11)."""
+    shifted = logits - logits.amax(1, keepdim=True)
+    shifted = shifted.exp()
+    return shifted / shifted.sum(1, keepdim=True)
 
 
 def mean_field_energy(unary: torch.Tensor, q: torch.Tensor, kernels: list, compatibilities: list) -> float:
