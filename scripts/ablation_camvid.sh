@@ -3,7 +3,7 @@
 # fits 2 CPU cores: the stage-1 recipe (configs/camvid_unet_cpu.yaml: U-Net/ResNet-18, half resolution, from
 # scratch) for EPOCHS epochs (default 12), changing one thing per row. Each row is scored on CamVid val at the full
 # 360x480 resolution by `pixelseg eval`.
-#   bash scripts/ablation_camvid.sh                 # every row: runs/ablation_train/<row>/
+#   bash scripts/ablation_camvid.sh                 # every row: runs/ablation_train/e12/<row>/
 #   EPOCHS=60 bash scripts/ablation_camvid.sh plain_ce   # one row, at the full stage-1 schedule
 # Rows:
 #   recipe        CE with median-frequency class weights + 0.5 x soft Dice; scale 0.75-1.5, crops, flips, colour jitter
@@ -24,10 +24,10 @@ for row in "${ROWS[@]}"; do
     weak_aug) changes=(--set "data.scale_range=[1.0,1.0]" --set data.color_jitter=0) ;;
     *) echo "unknown row $row (recipe, plain_ce, focal, weak_aug)" >&2; exit 2 ;;
   esac
-  out=runs/ablation_train/$row
+  out=runs/ablation_train/e$EPOCHS/$row
   started=$(date +%s)
   "$BIN/pixelseg" --quiet train configs/camvid_unet_cpu.yaml --set "train.epochs=$EPOCHS" \
     --set "train.val_every=$EPOCHS" --set "train.out_dir=$out" "${changes[@]}"
   "$BIN/pixelseg" --quiet eval "$out/model" --split val --out "$out/eval_val" --examples 0
-  echo "$row: $(( $(date +%s) - started )) s wall (train + eval), $EPOCHS epochs" | tee -a runs/ablation_train/wall_times.txt
+  echo "$row: $(( $(date +%s) - started )) s wall (train + eval), $EPOCHS epochs" | tee -a runs/ablation_train/e$EPOCHS/wall_times.txt
 done
