@@ -6,11 +6,15 @@
 
 Sections (docs/performance.md holds their output with this command):
 
-- ``peers``: U-Net/ResNet-34, DeepLabv3+/ResNet-50 and FPN/ResNet-34 (``pyramid_smoothing=False``: smp's network)
-  at 1x3x512x512, smp's eager model against
+- ``peers``: U-Net/ResNet-34, DeepLabv3+/ResNet-50 (``aspp_conv=True, fuse_convs=1``: smp's network) and FPN/ResNet-34
+  (``pyramid_smoothing=False``: smp's network) at 1x3x512x512, smp's eager model against
   each pixelseg path (the model as built, ``eager`` = folded batch norms + channels-last, ``onnx``, ``compile``,
   and ``eager`` in bf16), same random weights on both sides where the architectures match. Runs alternate
   (theirs, ours, theirs, ...) so that the machine's noise hits all alike; the ratio is theirs / ours.
+- ``roofline``: how fast these three networks could possibly run here: the CPU's matrix-multiply throughput
+  (float32 and bfloat16, best of 5 4096x4096 products on the same threads) against each network's FLOPs
+  (PyTorch's flop counter), which gives a floor latency and the largest speed-up over smp's eager model that any
+  path doing the same arithmetic could reach.
 - ``agreement``: the shipped CamVid model on CamVid val images: share of pixels whose class equals the plain
   float32 model's, per backend (needs ../shared/data or $PIXELSEG_DATA).
 - ``scaling``: latency and peak memory growth of three architectures from 256x256 to 2048x2048 (``eager``
@@ -42,7 +46,8 @@ from pixelseg.engine.predict import predict_files
 
 ARCHITECTURES = [  # label, pixelseg name and options, smp class name and encoder
     ("U-Net, ResNet-34", "unet", {"encoder": "resnet34"}, "Unet", "resnet34"),
-    ("DeepLabv3+, ResNet-50", "deeplabv3plus", {"encoder": "resnet50"}, "DeepLabV3Plus", "resnet50"),
+    ("DeepLabv3+, ResNet-50", "deeplabv3plus", {"encoder": "resnet50", "aspp_conv": True, "fuse_convs": 1},
+     "DeepLabV3Plus", "resnet50"),
     ("FPN, ResNet-34", "fpn", {"encoder": "resnet34", "pyramid_smoothing": False}, "FPN", "resnet34"),
 ]
 PATHS = [("as built", None, "fp32"), ("eager", "eager", "fp32"), ("onnx", "onnx", "fp32"),
@@ -85,6 +90,44 @@ def section_peers(args) -> None:
         smp_ms = median_ms(times["smp"])
         cells = [f"{median_ms(times[key]):.0f} ({smp_ms / median_ms(times[key]):.2f}x)" for key, _, _ in PATHS]
         print(f"| {label} | {smp_ms:.0f} | " + " | ".join(cells) + " |", flush=True)
+    print()
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
+    """Best-case matrix-multiply throughput on this CPU's threads (GFLOP/s): the roof a convolution can reach."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = min(seconds(torch.matmul, a, b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def section_roofline(args) -> None:
+    import segmentation_models_pytorch as smp
+    from torch.utils.flop_counter import FlopCounterMode
+
+    roofs = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
+    images = torch.randn(1, 3, 512, 512)
+    print("## The roof: how fast could these networks run on this CPU? (1x3x512x512)\n")
+    print(f"{torch.get_num_threads()} CPU threads; matrix multiply (4096x4096, best of 5): float32 "
+          f"{roofs['float32']:.0f} GFLOP/s, bfloat16 {roofs['bfloat16']:.0f} GFLOP/s. Floor = the network's FLOPs at "
+          "that throughput (every convolution as fast as the best matrix multiply, everything else free).\n")
+    print("| architecture | GFLOPs | smp eager (ms) | float32 floor (ms) | best float32 ratio | "
+          "bfloat16 floor (ms) | best bfloat16 ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, name, options, smp_name, smp_encoder in ARCHITECTURES:
+        ours = pixelseg.create(name, num_classes=11, **options).eval()
+        theirs = getattr(smp, smp_name)(smp_encoder, encoder_weights=None, classes=11).eval()
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode():
+            with counter:
+                ours(images)
+            theirs(images)
+            smp_ms = median_ms([seconds(theirs, images) for _ in range(args.repeats)])
+        gflops = counter.get_total_flops() / 1e9
+        floors = {dtype: 1000 * gflops / roof for dtype, roof in roofs.items()}
+        print(f"| {label} | {gflops:.1f} | {smp_ms:.0f} | {floors['float32']:.0f} | "
+              f"{smp_ms / floors['float32']:.2f}x | {floors['bfloat16']:.0f} | {smp_ms / floors['bfloat16']:.2f}x |",
+              flush=True)
     print()
 
 
@@ -176,8 +219,8 @@ def section_folder(args) -> None:
     print(f"\nspeed-up: {statistics.median(times[0]) / statistics.median(times[2]):.2f}x\n")
 
 
-SECTIONS = {"peers": section_peers, "agreement": section_agreement, "scaling": section_scaling,
-            "window": section_window, "folder": section_folder}
+SECTIONS = {"peers": section_peers, "roofline": section_roofline, "agreement": section_agreement,
+            "scaling": section_scaling, "window": section_window, "folder": section_folder}
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ and whether CamVid data loading keeps up with the model.
     python scripts/bench_training.py                      # Markdown on stdout (docs/performance.md)
     python scripts/bench_training.py --steps 10 --batch 8 --size 192,256
 
-- ``step``: U-Net/ResNet-34 and DeepLabv3+/ResNet-50 (the same networks on both sides; pixelseg's FPN has the
+- ``step``: U-Net/ResNet-34 and DeepLabv3+/ResNet-50 (the same networks on both sides: DeepLabv3+ with
+  ``aspp_conv=True, fuse_convs=1``, smp's decoder layout; pixelseg's FPN has the
   paper's larger head, smp's a smaller one, so it is left out), ours and smp's, random weights, the same step
   (AdamW, cross-entropy with an ignore index, backward, optimizer step) on the same random batch; steps alternate
   between the two models, the median step time is compared (ratio = smp / ours, above 1: pixelseg is faster).
@@ -56,7 +57,8 @@ def section_step(args) -> None:
     for label, ours, theirs in (
         ("U-Net, ResNet-34", lambda: pixelseg.create("unet", num_classes=11, encoder="resnet34"),
          lambda: smp.Unet("resnet34", encoder_weights=None, classes=11)),
-        ("DeepLabv3+, ResNet-50", lambda: pixelseg.create("deeplabv3plus", num_classes=11, encoder="resnet50"),
+        ("DeepLabv3+, ResNet-50", lambda: pixelseg.create("deeplabv3plus", num_classes=11, encoder="resnet50",
+                                         aspp_conv=True, fuse_convs=1),
          lambda: smp.DeepLabV3Plus("resnet50", encoder_weights=None, classes=11)),
     ):
         models = {"smp": theirs().train(), "ours": ours().train()}

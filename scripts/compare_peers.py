@@ -32,7 +32,8 @@ def peers(num_classes: int):
     yield ("FPN, ResNet-34 (no 3x3 pyramid smoothing, as smp)", lambda: ours("fpn", encoder="resnet34",
                                                                              pyramid_smoothing=False),
            lambda: smp.FPN("resnet34", encoder_weights=None, classes=num_classes), "smp")
-    yield ("DeepLabv3+, ResNet-50, OS 16", lambda: ours("deeplabv3plus", encoder="resnet50"),
+    yield ("DeepLabv3+, ResNet-50, OS 16 (aspp_conv, one fuse conv, as smp)",
+           lambda: ours("deeplabv3plus", encoder="resnet50", aspp_conv=True, fuse_convs=1),
            lambda: smp.DeepLabV3Plus("resnet50", encoder_weights=None, classes=num_classes), "smp")
     yield ("DeepLabv3, ResNet-50, OS 8", lambda: ours("deeplabv3", encoder="resnet50"),
            lambda: smp.DeepLabV3("resnet50", encoder_weights=None, classes=num_classes), "smp")

@@ -77,6 +77,15 @@ def test_parameter_counts_match_the_published_figures(name, kwargs, published):
     assert abs(count - published) / published < 0.01
 
 
+def test_enet_has_the_parameters_of_the_authors_torch_code():
+    # The paper says 0.37M; the authors' Torch model (e-lab/ENet-training, encoder.lua + decoder.lua, 12 CamVid
+    # classes) has 363,856 (encoder 338,156 without its classifier, decoder 25,700): counted layer by layer from
+    # that code, 1.7 % below the paper's rounded figure.
+    count = sum(p.numel() for p in create("enet", num_classes=12).parameters())
+    assert count == 363_856
+    assert abs(count - 0.37e6) / 0.37e6 < 0.02
+
+
 def test_segformer_b0_parameters_round_to_the_published_figure():
     # Table 1 gives 3.8M for B0, a figure rounded to 0.1M; 1 % of it is finer than that rounding.
     count = sum(p.numel() for p in create("segformer", num_classes=150, variant="b0").parameters())
@@ -208,3 +217,22 @@ def test_fpn_without_pyramid_smoothing_is_segmentation_models_pytorchs_network()
     assert count[0] == count[1] == 23_156_683
     smoothed = sum(p.numel() for p in create("fpn", num_classes=11, encoder="resnet34").parameters())
     assert smoothed - count[0] == 4 * (256 * 256 * 9 + 256)  # the four 3x3 output convolutions
+
+
+def test_deeplabv3plus_with_aspp_conv_is_segmentation_models_pytorchs_network():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(model) -> int:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model.eval()(torch.zeros(1, 3, 128, 128))
+        return counter.get_total_flops()
+
+    theirs = smp.DeepLabV3Plus("resnet50", encoder_weights=None, classes=11)
+    paper = create("deeplabv3plus", num_classes=11, encoder="resnet50")
+    smp_layout = create("deeplabv3plus", num_classes=11, encoder="resnet50", aspp_conv=True, fuse_convs=1)
+    count = [sum(p.numel() for p in model.parameters()) for model in (paper, smp_layout, theirs)]
+    assert count[0] == count[1] == count[2]  # the same convolutions; only where the second one runs differs
+    assert flops(smp_layout) == flops(theirs) < flops(paper)
+    assert smp_layout(torch.zeros(1, 3, 67, 93)).shape == (1, 11, 67, 93)

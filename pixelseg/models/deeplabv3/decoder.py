@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelseg.errors import ConfigError
 from pixelseg.models.base import conv_bn_relu
 
 
@@ -53,15 +54,20 @@ class ASPP(nn.Module):
 
 class DeepLabV3PlusDecoder(nn.Module):
     """Separable ASPP on the deep features, upsampled 4x and fused with 48-channel low-level (stride-4) features
-    through two 3x3 separable convs."""
+    through two 3x3 separable convs (``fuse_convs``). ``aspp_conv=True`` adds a 3x3 separable conv after the ASPP
+    projection, at 1/16 scale; with ``fuse_convs=1`` that is segmentation_models_pytorch's layout (the same
+    parameters, the second conv moved from 1/4 to 1/16 scale)."""
 
     def __init__(self, high_channels: int, low_channels: int, rates: Sequence[int], channels: int = 256,
-                 low_level_channels: int = 48) -> None:
+                 low_level_channels: int = 48, aspp_conv: bool = False, fuse_convs: int = 2) -> None:
         super().__init__()
-        self.aspp = ASPP(high_channels, channels, rates, separable=True)
+        if fuse_convs < 1:
+            raise ConfigError(f"fuse_convs must be at least 1, got {fuse_convs}")
+        aspp = ASPP(high_channels, channels, rates, separable=True)
+        self.aspp = nn.Sequential(aspp, separable_conv_bn_relu(channels, channels)) if aspp_conv else aspp
         self.reduce_low = conv_bn_relu(low_channels, low_level_channels, kernel_size=1)
         self.fuse = nn.Sequential(separable_conv_bn_relu(channels + low_level_channels, channels),
-                                  separable_conv_bn_relu(channels, channels))
+                                  *(separable_conv_bn_relu(channels, channels) for _ in range(fuse_convs - 1)))
         self.out_channels = channels
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ Faithful: atrous encoder at output stride 16 or 8; ASPP with a 1x1 branch, 3x3 a
 features with 48-channel stride-4 features through two 3x3 convs, then upsamples 4x; v3+'s ASPP and decoder
 convolutions are atrous depthwise-separable (depthwise 3x3, pointwise 1x1, BN, ReLU). Differs: the encoder is any
 timm backbone that supports ``output_stride`` (default ResNet-50 rather than Xception-65 / ResNet-101), and no
-multi-grid unit rates are used in the last block.
+multi-grid unit rates are used in the last block. ``aspp_conv=True, fuse_convs=1`` builds
+segmentation_models_pytorch's variant (one of the two decoder convs at 1/16 scale after the ASPP instead of at 1/4).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class DeepLabV3Plus(SegmentationModel):
     """DeepLabv3+: atrous encoder, ASPP and a low-level skip decoder (Chen et al., ECCV 2018)."""
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
-                 pretrained: bool | str | Path = False, output_stride: int = 16, decoder_channels: int = 256) -> None:
+                 pretrained: bool | str | Path = False, output_stride: int = 16, decoder_channels: int = 256,
+                 aspp_conv: bool = False, fuse_convs: int = 2) -> None:
         super().__init__()
         self.encoder, rates = _atrous_encoder(encoder, in_channels, pretrained, output_stride)
         reductions = self.encoder.reductions
@@ -62,7 +64,7 @@ class DeepLabV3Plus(SegmentationModel):
             raise ConfigError(f"encoder {encoder!r} has no stride-4 features for the DeepLabv3+ decoder")
         self.low_level_index = reductions.index(4)
         self.decoder = DeepLabV3PlusDecoder(self.encoder.channels[-1], self.encoder.channels[self.low_level_index],
-                                            rates, decoder_channels)
+                                            rates, decoder_channels, aspp_conv=aspp_conv, fuse_convs=fuse_convs)
         self.head = nn.Conv2d(decoder_channels, num_classes, 1)
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,8 @@
-"""ENet's building blocks: the initial block and the regular, downsampling and upsampling bottlenecks."""
+"""ENet's building blocks: the initial block and the regular, downsampling and upsampling bottlenecks.
+
+Widths and biases follow the authors' Torch code (e-lab/ENet-training): a bottleneck's internal width is its
+*output* width / 4 (so the downsampling 16 -> 64 bottleneck works at 16 channels), the 3x3 (regular, dilated,
+transposed) convolutions and the second conv of an asymmetric pair carry a bias, the 1x1 convolutions do not."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ class InitialBlock(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 16) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels - in_channels, 3, stride=2, padding=1, bias=False)
+        self.conv = nn.Conv2d(in_channels, out_channels - in_channels, 3, stride=2, padding=1)
         self.pool = nn.MaxPool2d(2, 2)
         self.post = nn.Sequential(*_bn_act(out_channels, relu=False))
 
@@ -34,9 +38,9 @@ class Bottleneck(nn.Module):
         internal = channels // ratio
         if asymmetric:
             middle: list[nn.Module] = [nn.Conv2d(internal, internal, (5, 1), padding=(2, 0), bias=False),
-                                       nn.Conv2d(internal, internal, (1, 5), padding=(0, 2), bias=False)]
+                                       nn.Conv2d(internal, internal, (1, 5), padding=(0, 2))]
         else:
-            middle = [nn.Conv2d(internal, internal, 3, padding=dilation, dilation=dilation, bias=False)]
+            middle = [nn.Conv2d(internal, internal, 3, padding=dilation, dilation=dilation)]
         self.branch = nn.Sequential(
             nn.Conv2d(channels, internal, 1, bias=False), *_bn_act(internal, relu),
             *middle, *_bn_act(internal, relu),
@@ -52,11 +56,11 @@ class DownsamplingBottleneck(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.1, ratio: int = 4) -> None:
         super().__init__()
-        internal = in_channels // ratio
+        internal = out_channels // ratio
         self.extra_channels = out_channels - in_channels
         self.branch = nn.Sequential(
             nn.Conv2d(in_channels, internal, 2, stride=2, bias=False), *_bn_act(internal, relu=False),
-            nn.Conv2d(internal, internal, 3, padding=1, bias=False), *_bn_act(internal, relu=False),
+            nn.Conv2d(internal, internal, 3, padding=1), *_bn_act(internal, relu=False),
             nn.Conv2d(internal, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.Dropout2d(dropout))
         self.activation = nn.PReLU(out_channels)
 
@@ -70,12 +74,12 @@ class DownsamplingBottleneck(nn.Module):
 class UpsamplingBottleneck(nn.Module):
     """Main path: 1x1 conv and max-unpooling with the encoder's indices; branch: 3x3 stride-2 transposed conv."""
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.1, ratio: int = 4) -> None:
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, ratio: int = 4) -> None:
         super().__init__()
-        internal = in_channels // ratio
+        internal = out_channels // ratio
         self.main = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
         self.reduce = nn.Sequential(nn.Conv2d(in_channels, internal, 1, bias=False), *_bn_act(internal, relu=True))
-        self.up = nn.ConvTranspose2d(internal, internal, 3, stride=2, padding=1, bias=False)
+        self.up = nn.ConvTranspose2d(internal, internal, 3, stride=2, padding=1)
         self.expand = nn.Sequential(*_bn_act(internal, relu=True), nn.Conv2d(internal, out_channels, 1, bias=False),
                                     nn.BatchNorm2d(out_channels), nn.Dropout2d(dropout))
         self.activation = nn.ReLU(inplace=True)
