@@ -43,7 +43,8 @@ def peers(num_classes: int):
            "torchvision")
     yield ("SegFormer-B0", lambda: ours("segformer", variant="b0"),
            lambda: smp.Segformer("mit_b0", encoder_weights=None, classes=num_classes), "smp")
-    yield ("UPerNet, ConvNeXt-T", lambda: ours("upernet", encoder="convnext_tiny"),
+    yield ("UPerNet, ConvNeXt-T (256-channel head, as smp)",
+           lambda: ours("upernet", encoder="convnext_tiny", channels=256),
            lambda: smp.UPerNet("tu-convnext_tiny", encoder_weights=None, classes=num_classes), "smp")
 
 

@@ -236,3 +236,11 @@ def test_deeplabv3plus_with_aspp_conv_is_segmentation_models_pytorchs_network():
     assert count[0] == count[1] == count[2]  # the same convolutions; only where the second one runs differs
     assert flops(smp_layout) == flops(theirs) < flops(paper)
     assert smp_layout(torch.zeros(1, 3, 67, 93)).shape == (1, 11, 67, 93)
+
+
+def test_upernet_with_a_256_channel_head_is_segmentation_models_pytorchs_network():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    theirs = smp.UPerNet("tu-convnext_tiny", encoder_weights=None, classes=11)
+    ours = create("upernet", num_classes=11, encoder="convnext_tiny", channels=256, aux_weight=0)
+    count = [sum(p.numel() for p in model.parameters()) for model in (ours, theirs)]
+    assert count[1] - count[0] == 2 * (96 + 192 + 384 + 768)  # smp's LayerNorm on each encoder feature
