@@ -17,6 +17,8 @@ Sections (docs/performance.md holds their output with this command):
   path doing the same arithmetic could reach.
 - ``agreement``: the shipped CamVid model on CamVid val images: share of pixels whose class equals the plain
   float32 model's, per backend (needs ../shared/data or $PIXELSEG_DATA).
+- ``mixed``: bf16 with the first and last convolutions (in execution order) kept in float32, the usual fix for
+  low-precision drift: agreement with float32 on CamVid val (shipped model) and U-Net/ResNet-34 speed against smp.
 - ``scaling``: latency and peak memory growth of three architectures from 256x256 to 2048x2048 (``eager``
   backend, each measured in a fresh process).
 - ``window``: sliding-window inference (512x512 tiles, overlap 1/3) on images of growing area, windows batched
@@ -154,6 +156,68 @@ def section_agreement(args) -> None:
     print()
 
 
+def convolutions_in_order(network: torch.nn.Module) -> list[torch.nn.Module]:
+    order: list[torch.nn.Module] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in network.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        network(torch.zeros(1, 3, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    return list(dict.fromkeys(order))
+
+
+def keep_float32(module: torch.nn.Module) -> None:
+    """Run ``module`` in float32 inside a bf16 autocast region (its inputs cast back to float32)."""
+    forward = module.forward
+
+    def float32_forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            return forward(x.float())
+    module.forward = float32_forward
+
+
+def bf16_with_float32_ends(model, first: int, last: int):
+    runner = with_backend(model, "eager", "bf16")
+    convolutions = convolutions_in_order(runner.network)
+    for module in convolutions[:first] + convolutions[len(convolutions) - last:]:
+        keep_float32(module)
+    return runner
+
+
+def section_mixed(args) -> None:
+    import segmentation_models_pytorch as smp
+
+    policies = [(0, 0), (1, 1), (5, 4), (5, 8)]
+    model = pixelseg.load("camvid")
+    paths = val_images(args.images)
+    reference = [predict_image(model, path).labels for path in paths]
+    images = torch.randn(1, 3, 512, 512)
+    theirs = smp.Unet("resnet34", encoder_weights=None, classes=11).eval()
+    ours = pixelseg.create("unet", num_classes=11, encoder="resnet34").eval()
+    runners = {policy: bf16_with_float32_ends(ours, *policy) for policy in policies}
+    times: dict = {key: [] for key in ["smp", *policies]}
+    with torch.inference_mode():
+        for runner in [theirs, *runners.values()]:
+            runner(images)
+        for _ in range(args.repeats):
+            times["smp"].append(seconds(theirs, images))
+            for policy, runner in runners.items():
+                times[policy].append(seconds(runner, images))
+    print(f"## bf16 with float32 ends: agreement ({len(paths)} CamVid val images, shipped model) and speed "
+          "(U-Net/ResNet-34, 1x3x512x512, against smp eager)\n")
+    print("| convolutions kept in float32 | pixels with the float32 class | U-Net/ResNet-34 (ms) | smp / this |")
+    print("|---|---:|---:|---:|")
+    smp_ms = median_ms(times["smp"])
+    for first, last in policies:
+        runner = bf16_with_float32_ends(model, first, last)
+        same = [(predict_image(runner, path).labels == truth) for path, truth in zip(paths, reference, strict=True)]
+        share = sum(int(s.sum()) for s in same) / sum(s.size for s in same)
+        ms = median_ms(times[(first, last)])
+        print(f"| first {first}, last {last} | {100 * share:.3f} % | {ms:.0f} | {smp_ms / ms:.2f}x |", flush=True)
+    print()
+
+
 def _scaling_row(arguments: tuple) -> tuple[float, float]:
     name, options, size, repeats = arguments
     row = measure(name, size, size, repeats=repeats, warmup=1, backend="eager", **options)
@@ -220,7 +284,7 @@ def section_folder(args) -> None:
 
 
 SECTIONS = {"peers": section_peers, "roofline": section_roofline, "agreement": section_agreement,
-            "scaling": section_scaling, "window": section_window, "folder": section_folder}
+            "mixed": section_mixed, "scaling": section_scaling, "window": section_window, "folder": section_folder}
 
 
 def main() -> None:
