@@ -5,8 +5,8 @@ Faithful: the initial block; stage 1 (a downsampling bottleneck and four regular
 3 (regular, dilated 2/4/8/16 and asymmetric 5x5 bottlenecks, dropout 0.1, stage 2 starting with a downsampling
 bottleneck); stages 4 and 5 (upsampling bottlenecks that max-unpool with the encoder's indices, no dropout); a
 final 2x2 stride-2 transposed convolution to full resolution; PReLU in the encoder and ReLU in the decoder.
-Widths and biases are those of the authors' Torch code (see blocks.py): 363,856 parameters for 12 classes, which
-the paper rounds to 0.37M (it gives no finer figure; 0.364M is 1.7 % below 0.37M).
+Widths and biases are those of the authors' Torch code (see blocks.py): 363,856 parameters for 12 classes, the
+count of that code layer by layer; the paper states 0.37M, 1.7 % more, and gives no finer figure.
 Differs: inputs are padded to a multiple of 8 and the output is cropped back; batch-norm epsilon is PyTorch's
 default (1e-5, the Torch code used 1e-3).
 """
