@@ -42,7 +42,7 @@ bench-crf: $(STAMP)
 # docs/performance.md: inference backends against smp, class-map agreement, scaling, metrics, training.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
-	$(BIN)/python scripts/bench_inference.py --sections peers,roofline,agreement,window,folder --repeats 10 --images 20
+	$(BIN)/python scripts/bench_inference.py --sections peers,roofline,agreement,mixed,window,folder --repeats 10 --images 20
 	$(BIN)/python scripts/bench_inference.py --sections scaling --repeats 10
 	$(BIN)/python scripts/bench_metrics.py
 	$(BIN)/python scripts/bench_training.py

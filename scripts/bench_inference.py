@@ -136,6 +136,12 @@ def val_images(count: int) -> list[Path]:
     return images[:: max(1, len(images) // count)][:count]
 
 
+def agreement(runner, paths: list[Path], reference: list[np.ndarray]) -> tuple[float, int]:
+    """Share of pixels whose class equals ``reference`` (the float32 model's maps), and the images fully equal."""
+    same = [(predict_image(runner, path).labels == truth) for path, truth in zip(paths, reference, strict=True)]
+    return sum(int(s.sum()) for s in same) / sum(s.size for s in same), sum(bool(s.all()) for s in same)
+
+
 def section_agreement(args) -> None:
     model = pixelseg.load("camvid")
     paths = val_images(args.images)
@@ -145,9 +151,8 @@ def section_agreement(args) -> None:
     print("|---|---:|---:|")
     for label, backend, precision in PATHS[1:]:
         runner = with_backend(model, backend, precision)
-        same = [(predict_image(runner, path).labels == truth) for path, truth in zip(paths, reference, strict=True)]
-        share = sum(int(s.sum()) for s in same) / sum(s.size for s in same)
-        print(f"| {label} | {100 * share:.3f} % | {sum(bool(s.all()) for s in same)}/{len(same)} |", flush=True)
+        share, identical = agreement(runner, paths, reference)
+        print(f"| {label} | {100 * share:.3f} % | {identical}/{len(paths)} |", flush=True)
     print()
 
 
@@ -206,8 +211,7 @@ def section_mixed(args) -> None:
     smp_ms = median_ms(times["smp"])
     for first, last in policies:
         runner = bf16_with_float32_ends(model, first, last)
-        same = [(predict_image(runner, path).labels == truth) for path, truth in zip(paths, reference, strict=True)]
-        share = sum(int(s.sum()) for s in same) / sum(s.size for s in same)
+        share, _ = agreement(runner, paths, reference)
         ms = median_ms(times[(first, last)])
         print(f"| first {first}, last {last} | {100 * share:.3f} % | {ms:.0f} | {smp_ms / ms:.2f}x |", flush=True)
     print()

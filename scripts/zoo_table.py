@@ -1,7 +1,7 @@
 """Collect training runs (scripts/train_zoo.sh, scripts/ablation_camvid.sh) into a Markdown table.
 
     python scripts/zoo_table.py                          # runs/zoo/*/log.csv and runs/zoo/*/eval_val/metrics.json
-    python scripts/zoo_table.py runs/ablation_train --classes   # the ablation rows, with per-class IoU
+    python scripts/zoo_table.py runs/ablation_train/e12 --classes   # the ablation rows, with per-class IoU
 """
 
 from __future__ import annotations
