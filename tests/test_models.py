@@ -7,6 +7,7 @@ import torch
 import pixelseg
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.models import create, list_models, save_model
+from pixelseg.models.fcn.decoder import bilinear_upsampler
 
 # Small settings of every registered architecture, so the shape and gradient tests stay fast on 2 cores.
 SMALL = {
@@ -63,7 +64,8 @@ def test_deeplab_output_stride_and_rates():
 
 
 @pytest.mark.parametrize(("name", "kwargs", "published"), [
-    ("fcn8s", {"num_classes": 21}, 134e6),  # Long et al., Table 1: 134M (VGG16, PASCAL VOC)
+    # Long et al., Table 1: 134M (VGG16, PASCAL VOC); the fixed final upsampling is not a parameter
+    *[(name, {"num_classes": 21}, 134e6) for name in ("fcn32s", "fcn16s", "fcn8s")],
     ("segnet", {"num_classes": 11}, 29.5e6),  # Badrinarayanan et al.: 29.5M
     ("fcdensenet103", {"num_classes": 11}, 9.4e6),  # Jégou et al., Table 2: 9.4M
     ("unet_original", {"num_classes": 2, "in_channels": 1}, 31.0e6),  # the widely quoted 31.0M (ISBI setting)
@@ -74,6 +76,17 @@ def test_deeplab_output_stride_and_rates():
 ])
 def test_parameter_counts_match_the_published_figures(name, kwargs, published):
     count = sum(p.numel() for p in create(name, **kwargs).parameters())
+    assert abs(count - published) / published < 0.01
+
+
+@pytest.mark.parametrize(("name", "published"), [("fcdensenet67", 3.5e6), ("fcdensenet103", 9.4e6)])
+def test_fcdensenet_counted_as_its_authors_count_matches_the_paper(name, published):
+    # The authors' Lasagne code (SimJeg/FC-DenseNet, Network.summary) sums get_all_param_values(), which includes
+    # each BatchNormLayer's running mean and inverse std; counted that way the paper's Table 2 figures come out
+    # within 1 % (67: 3.503M; 103: 9.425M). FC-DenseNet56 does not: 1.398M against the paper's 1.5M.
+    model = create(name, num_classes=11)
+    count = sum(p.numel() for p in model.parameters())
+    count += sum(b.numel() for key, b in model.named_buffers() if key.endswith(("running_mean", "running_var")))
     assert abs(count - published) / published < 0.01
 
 
@@ -109,6 +122,18 @@ def test_fcn_upsampling_starts_bilinear():
     model = create("fcn8s", num_classes=2, encoder="resnet18")
     upsampled = model.head.upscore2[0](torch.ones(1, 2, 4, 4))
     assert torch.allclose(upsampled[0, 0, 1:-1, 1:-1], torch.ones(6, 6))  # bilinear keeps a constant map constant
+    assert all(p.requires_grad for p in model.head.upscore2.parameters())  # the 2x steps are learned
+
+
+@pytest.mark.parametrize("name", ["fcn32s", "fcn16s", "fcn8s"])
+def test_fcn_final_upsampling_is_fixed_bilinear(name):
+    model = create(name, num_classes=3, encoder="resnet18")
+    final = model.head.upscore_final
+    assert not list(final.parameters()) and not any(k.startswith("head.upscore_final") for k in model.state_dict())
+    scores = torch.randn(2, 3, 5, 6)
+    reference = bilinear_upsampler(3, final.factor)  # the full transposed conv with a diagonal bilinear kernel
+    assert torch.allclose(final(scores), reference(scores), atol=1e-5)
+    assert final(scores).shape == (2, 3, 5 * final.factor, 6 * final.factor)
 
 
 def test_pspnet_auxiliary_head_only_in_training():

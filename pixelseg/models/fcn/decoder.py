@@ -1,8 +1,9 @@
-"""FCN head: fc6/fc7 as convolutions, score layers, and learned 2x upsampling with skip fusion."""
+"""FCN head: fc6/fc7 as convolutions, score layers, learned 2x upsampling with skip fusion, fixed final upsampling."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,6 +26,24 @@ def bilinear_upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
     with torch.no_grad():
         layer.weight.copy_(bilinear_kernel(channels, 2 * factor))
     return layer
+
+
+class FixedBilinearUpsample(nn.Module):
+    """Per-channel bilinear upsampling by ``factor`` with the FCN kernel, not learned.
+
+    The FCN paper fixes its final (8x, 16x, 32x) upsampling to bilinear interpolation and learns only the 2x steps;
+    the reference Caffe nets set ``lr_mult: 0`` on that layer, and the paper's 134M parameters leave it out.
+    """
+
+    def __init__(self, channels: int, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        kernel = bilinear_kernel(1, 2 * factor).expand(channels, 1, 2 * factor, 2 * factor).contiguous()
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(x, self.kernel.to(x.dtype), stride=self.factor, padding=self.factor // 2,
+                                  groups=x.shape[1])
 
 
 class FCNHead(nn.Module):
@@ -52,7 +71,7 @@ class FCNHead(nn.Module):
             self.score_pool.append(score)
             self.upscore2.append(bilinear_upsampler(num_classes, 2))
         self.final_factor = 32 >> skips
-        self.upscore_final = bilinear_upsampler(num_classes, self.final_factor)
+        self.upscore_final = FixedBilinearUpsample(num_classes, self.final_factor)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = self.dropout(self.relu(self.fc6(features[-1])))
