@@ -10,6 +10,8 @@ and whether CamVid data loading keeps up with the model.
   paper's larger head, smp's a smaller one, so it is left out), ours and smp's, random weights, the same step
   (AdamW, cross-entropy with an ignore index, backward, optimizer step) on the same random batch; steps alternate
   between the two models, the median step time is compared (ratio = smp / ours, above 1: pixelseg is faster).
+- ``layout``: pixelseg's own training step in float32 (contiguous and channels-last) and under bfloat16 autocast,
+  for a few architectures (``--models``): what ``train.channels_last`` and ``train.amp: bf16`` buy on this CPU.
 - ``loader``: one epoch of CamVid train batches at the shipped model's stage-1 recipe (half resolution, random
   scale, crop, flip, colour jitter) from pixelseg's loader, with 0 and 1 workers and with the decoded-image cache,
   against the time the U-Net/ResNet-18 of that recipe spends on the same number of training steps.
@@ -112,7 +114,50 @@ def section_loader(args) -> None:
     print("\nWith workers, loading runs beside the training step; with 0 workers it adds to it.\n")
 
 
-SECTIONS = {"step": section_step, "loader": section_loader}
+def section_layout(args) -> None:
+    height, width = (int(v) for v in args.size.split(","))
+    torch.manual_seed(0)
+    images = torch.randn(args.batch, 3, height, width)
+    labels = torch.randint(0, 11, (args.batch, height, width))
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
+    print(f"## Training step by memory layout and precision ({args.batch}x3x{height}x{width}, "
+          f"{torch.get_num_threads()} CPU threads)\n")
+    print(f"One model per row, its default encoder, random weights; median of {args.steps} steps after 2 warm-up "
+          "steps, the four settings alternating. Speed-ups are against float32 in PyTorch's default (contiguous) "
+          "layout; `train.channels_last` (default on) is the second column, `train.amp: bf16` the third.\n")
+    print("| model | float32 (s/step) | channels-last | bfloat16 autocast | both |")
+    print("|---|---:|---:|---:|---:|")
+    settings = {"contiguous": (False, False), "channels_last": (True, False), "bf16": (False, True),
+                "both": (True, True)}
+    for name in args.models.split(","):
+        model = pixelseg.create(name, num_classes=11).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+        def forward_loss(batch: torch.Tensor, bf16: bool, model=model) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(batch)
+            logits = logits[0] if isinstance(logits, tuple) else logits  # PSPNet's auxiliary output in training
+            return loss_fn(logits.float(), labels)
+
+        times: dict[str, list[float]] = {key: [] for key in settings}
+        for step in range(args.steps + 2):
+            for key, (channels_last, bf16) in settings.items():
+                layout = torch.channels_last if channels_last else torch.contiguous_format
+                model.to(memory_format=layout)
+                batch = images.contiguous(memory_format=layout)
+                started = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                forward_loss(batch, bf16).backward()
+                optimizer.step()
+                if step >= 2:
+                    times[key].append(time.perf_counter() - started)
+        base = statistics.median(times["contiguous"])
+        ratios = " | ".join(f"{base / statistics.median(times[key]):.2f}x" for key in list(settings)[1:])
+        print(f"| {name} | {base:.2f} | {ratios} |", flush=True)
+    print()
+
+
+SECTIONS = {"step": section_step, "loader": section_loader, "layout": section_layout}
 
 
 def main() -> None:
@@ -121,6 +166,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", default="192,256", help="HEIGHT,WIDTH of training crops (multiples of 32: smp)")
+    parser.add_argument("--models", default="unet,pspnet,fcdensenet56,segformer", help="for the layout section")
     args = parser.parse_args()
     for name in args.sections.split(","):
         SECTIONS[name](args)

@@ -36,6 +36,28 @@ def test_run_folder_contents(trained_run):
     assert not list(trained_run.glob(".*.tmp*")), "temporary files left behind"
 
 
+def test_channels_last_training_is_the_same_arithmetic(shapes_root, tmp_path, monkeypatch):
+    layouts = []
+    real_step = train_module.train_one_epoch
+
+    def recording(model, *args, **kwargs):
+        layouts.append((kwargs.get("channels_last", args[-1]),
+                        next(model.parameters()).is_contiguous(memory_format=torch.channels_last)))
+        return real_step(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", recording)
+    losses = {}
+    for channels_last in (False, True):
+        config = tiny_config(shapes_root, tmp_path / str(channels_last), epochs=1, steps_per_epoch=1,
+                             channels_last=channels_last)
+        train(config_from_dict(config), progress=False)
+        losses[channels_last] = float(next(csv.DictReader((tmp_path / str(channels_last) / "log.csv").open()))
+                                      ["train_loss"])
+        pixelseg.load(tmp_path / str(channels_last) / "model")  # safetensors needs contiguous tensors on save
+    assert layouts == [(False, False), (True, True)]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)  # the first batch, before any update
+
+
 def test_resume_after_an_interruption_reaches_the_same_weights(shapes_root, tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     train(config_from_dict(tiny_config(shapes_root, straight, epochs=3)), progress=False)
@@ -113,8 +135,8 @@ def test_resume_with_another_architecture_is_refused(shapes_root, trained_run, t
 
 
 def test_training_learns_the_shapes(shapes_root, tmp_path):
-    config = tiny_config(shapes_root, tmp_path, epochs=10)
-    config["optimizer"]["lr"] = 0.005
+    # 15 epochs at lr 3e-3 reach 0.92-0.94 for seeds 0, 1 and 2; 10 epochs at 5e-3 gave 0.80-0.88 (seed-dependent).
+    config = tiny_config(shapes_root, tmp_path, epochs=15)
     train(config_from_dict(config), progress=False)
     model = pixelseg.load(tmp_path / "best.pt")
     result = evaluate(model, open_dataset("folder", shapes_root, "train"), progress=False)

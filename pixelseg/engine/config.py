@@ -76,6 +76,7 @@ class TrainConfig:
     sync_bn: bool = True  # under torchrun: batch-norm statistics over the global batch, not each rank's share
     checkpoint_every: int | None = None  # also save last.pt every N optimizer steps inside an epoch (long epochs)
     deterministic: bool = False  # deterministic kernels (cuDNN autotuning off): same seed -> same metrics on GPUs too
+    channels_last: bool = True  # weights and batches in channels-last layout: same arithmetic, faster convolutions
 
 
 @dataclass

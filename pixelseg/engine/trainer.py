@@ -169,10 +169,12 @@ class EpochProgress:
 def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch: int, accumulate: int = 1,
                     scaler=None, amp_dtype=None, max_steps: int | None = None, progress: bool = True,
                     done: EpochProgress | None = None,
-                    after_step: Callable[[EpochProgress], bool] | None = None) -> EpochProgress:
+                    after_step: Callable[[EpochProgress], bool] | None = None,
+                    channels_last: bool = False) -> EpochProgress:
     """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming).
 
-    The scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
+    ``channels_last`` hands the batches to the model in channels-last layout (for a model converted to it). The
+    scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
     returns True the epoch stops there (an interruption). Returns where the epoch stands."""
     model.train()
     state = done or EpochProgress()
@@ -181,6 +183,8 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
     bar = progress_bar(loader, progress, desc=f"epoch {epoch}", total=min(len(loader), remaining))
     for index, (images, masks) in enumerate(bar):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = segmentation_loss(model, loss_fn, model(images), masks)
         if not torch.isfinite(loss):
@@ -290,6 +294,8 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
         else:
             distributed.convert_sync_batchnorm(model)
     model.to(device)
+    if config.train.channels_last:  # 1.1-1.5x faster training steps on the CPU (docs/performance.md)
+        model.to(memory_format=torch.channels_last)
     trained = model
     if context.distributed:
         device_ids = [device] if device.type == "cuda" else None
@@ -372,7 +378,7 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
 
             progress_now = train_one_epoch(trained, loss_fn, optimizer, scheduler, loader, device, epoch,
                                            config.train.accumulate, scaler, amp_dtype, steps_per_epoch, progress,
-                                           done, after_step)
+                                           done, after_step, config.train.channels_last)
             if progress_now.steps < steps_per_epoch:  # stopped by Ctrl-C or SIGTERM; last.pt holds this step
                 distributed.barrier(context)
                 if context.is_main:
