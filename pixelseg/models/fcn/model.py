@@ -4,7 +4,7 @@ Faithful: VGG16 encoder with fc6/fc7 turned into 7x7 and 1x1 convolutions (4096 
 layers, learned 2x upsampling (transposed convolutions initialised to bilinear), the pool4 (16s) and
 pool3 (8s) skip fusions with zero-initialised skip scores, and the final 32x/16x/8x upsampling fixed to bilinear
 interpolation (not learned, as in the paper and its reference nets). Parameters with VGG16 and 21 classes: 32s
-134.35M, 16s 134.37M, 8s 134.38M (the paper: 134M). Differs: instead of the paper's 100-pixel input
+134.35M, 16s 134.36M, 8s 134.38M (the paper: 134M). Differs: instead of the paper's 100-pixel input
 padding and crop offsets, the input is padded to a multiple of 32 and the output cropped, so every fused map
 lines up exactly; any timm encoder can replace VGG16 (its last three stages act as pool3/pool4/pool5).
 """
