@@ -133,24 +133,23 @@ def section_layout(args) -> None:
         model = pixelseg.create(name, num_classes=11).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-        def forward_loss(batch: torch.Tensor, bf16: bool, model=model) -> torch.Tensor:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(batch)
-            logits = logits[0] if isinstance(logits, tuple) else logits  # PSPNet's auxiliary output in training
-            return loss_fn(logits.float(), labels)
+        def loss_of(logits) -> torch.Tensor:  # PSPNet returns (logits, auxiliary logits) in training
+            return loss_fn((logits[0] if isinstance(logits, tuple) else logits).float(), labels)
 
         times: dict[str, list[float]] = {key: [] for key in settings}
         for step in range(args.steps + 2):
             for key, (channels_last, bf16) in settings.items():
                 layout = torch.channels_last if channels_last else torch.contiguous_format
                 model.to(memory_format=layout)
-                batch = images.contiguous(memory_format=layout)
-                started = time.perf_counter()
-                optimizer.zero_grad(set_to_none=True)
-                forward_loss(batch, bf16).backward()
-                optimizer.step()
+
+                def forward(batch: torch.Tensor, model=model, bf16=bf16) -> torch.Tensor:
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        return model(batch)
+
+                elapsed = step_time(forward, optimizer, lambda logits, _: loss_of(logits),
+                                    images.contiguous(memory_format=layout), labels)
                 if step >= 2:
-                    times[key].append(time.perf_counter() - started)
+                    times[key].append(elapsed)
         base = statistics.median(times["contiguous"])
         ratios = " | ".join(f"{base / statistics.median(times[key]):.2f}x" for key in list(settings)[1:])
         print(f"| {name} | {base:.2f} | {ratios} |", flush=True)
