@@ -434,8 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    succeeded = False
     try:
-        return args.func(args)
+        status = args.func(args)
+        succeeded = True
+        return status
     except PixelsegError as error:
         print(f"pixelseg: error: {error}", file=sys.stderr)
         return 2
@@ -445,3 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    finally:
+        if "torch.distributed" in sys.modules:  # under torchrun: leave the process group together
+            from pixelseg.engine import distributed
+
+            distributed.teardown(wait=succeeded)

@@ -42,6 +42,16 @@ def setup(device_type: str) -> Context:
     return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def teardown(wait: bool = True) -> None:
+    """Leave the process group, if one was joined. With ``wait`` every rank first waits for the others (rank 0
+    may still be writing results), so that no rank tears its gloo threads down under a peer; a process that exits
+    with the group still open can abort ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
 def current() -> Context:
     """The context of an already initialised process group (or a single process)."""
     if dist.is_available() and dist.is_initialized():

@@ -9,6 +9,8 @@ bottleneck 15). Parameters for 11 classes: 56 1.38M, 67 3.46M, 103 9.32M. The pa
 counts as the authors' Lasagne code does, BatchNorm running mean and inverse std included: counted so, 67 and 103
 come to 3.503M and 9.425M (within 0.3 %), while 56 comes to 1.398M, 7 % under the paper's 1.5M, a figure that its
 stated configuration (k=12, 4 layers per block, 48 first maps, 5 pools) does not give in the authors' code either.
+An independent re-implementation reports the same gap (SimJeg/FC-DenseNet issue #31, open and unanswered: "56
+layer: 1.4 mil" against the paper's 1.5).
 Differs: inputs are padded to a multiple of 32 and the output cropped back.
 """
 
