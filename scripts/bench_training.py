@@ -20,6 +20,7 @@ and whether CamVid data loading keeps up with the model.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -133,20 +134,19 @@ def section_layout(args) -> None:
         model = pixelseg.create(name, num_classes=11).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-        def loss_of(logits) -> torch.Tensor:  # PSPNet returns (logits, auxiliary logits) in training
-            return loss_fn((logits[0] if isinstance(logits, tuple) else logits).float(), labels)
+        def forward(batch: torch.Tensor, bf16: bool, model=model) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return model(batch)
+
+        def loss_of(logits, target: torch.Tensor) -> torch.Tensor:  # PSPNet: (logits, auxiliary logits) in training
+            return loss_fn((logits[0] if isinstance(logits, tuple) else logits).float(), target)
 
         times: dict[str, list[float]] = {key: [] for key in settings}
         for step in range(args.steps + 2):
             for key, (channels_last, bf16) in settings.items():
                 layout = torch.channels_last if channels_last else torch.contiguous_format
                 model.to(memory_format=layout)
-
-                def forward(batch: torch.Tensor, model=model, bf16=bf16) -> torch.Tensor:
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                        return model(batch)
-
-                elapsed = step_time(forward, optimizer, lambda logits, _: loss_of(logits),
+                elapsed = step_time(functools.partial(forward, bf16=bf16), optimizer, loss_of,
                                     images.contiguous(memory_format=layout), labels)
                 if step >= 2:
                     times[key].append(elapsed)
