@@ -10,6 +10,28 @@ from pixelseg.data.classes import ClassInfo
 from pixelseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
+def he_initialisation(module: nn.Module) -> None:
+    """Every convolution in ``module`` gets Gaussian weights with std sqrt(2/N), N the inputs feeding one output
+    unit, and zero biases (He et al., "Delving Deep into Rectifiers", ICCV 2015): a signal keeps its scale through
+    a deep stack of ReLU layers without batch norm, where PyTorch's default initialisation shrinks it at each layer.
+
+    For a transposed convolution each output unit sees ``in_channels * kernel_area / stride_area`` inputs (the
+    2x2 stride-2 up-convolution: ``in_channels``), not the fan-in ``nn.init.kaiming_normal_`` reads off the
+    transposed weight's shape.
+    """
+    for conv in module.modules():
+        if not isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
+            continue
+        kernel_area = conv.kernel_size[0] * conv.kernel_size[1]
+        if isinstance(conv, nn.ConvTranspose2d):
+            incoming = conv.in_channels * kernel_area // (conv.stride[0] * conv.stride[1])
+        else:
+            incoming = conv.in_channels // conv.groups * kernel_area
+        nn.init.normal_(conv.weight, std=(2.0 / incoming) ** 0.5)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+
+
 class SegmentationModel(nn.Module):
     """Logits at the input's resolution for any input size.
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelseg.models.base import he_initialisation
+
 
 def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
     """Weights that make a transposed convolution a per-channel bilinear upsampling (as in the FCN code)."""
@@ -60,6 +62,8 @@ class FCNHead(nn.Module):
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout2d(dropout)
+        he_initialisation(self.fc6)
+        he_initialisation(self.fc7)
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         # Skip scores start at zero, as in the FCN reference, so training starts from the coarser net's output.
         self.score_pool = nn.ModuleList()

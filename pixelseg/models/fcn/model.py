@@ -6,7 +6,11 @@ pool3 (8s) skip fusions with zero-initialised skip scores, and the final 32x/16x
 interpolation (not learned, as in the paper and its reference nets). Parameters with VGG16 and 21 classes: 32s
 134.35M, 16s 134.36M, 8s 134.38M (the paper: 134M). Differs: instead of the paper's 100-pixel input
 padding and crop offsets, the input is padded to a multiple of 32 and the output cropped, so every fused map
-lines up exactly; any timm encoder can replace VGG16 (its last three stages act as pool3/pool4/pool5).
+lines up exactly; any timm encoder can replace VGG16 (its last three stages act as pool3/pool4/pool5). The paper
+fine-tunes an ImageNet VGG16 (``pretrained=True`` or a weights file); from scratch, VGG16 and fc6/fc7 start from
+He et al.'s Gaussian (std sqrt(2/N)): under PyTorch's default initialisation the part of pool5 that depends on the
+input was ~1e5 times weaker (2.5e-6 against 0.30 RMS), a network whose output ignores its image. score_fr keeps a
+small random initialisation instead of the paper's zeros, so the first step's gradient reaches every layer.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 import torch
 
 from pixelseg.errors import CheckpointError
-from pixelseg.models.base import SegmentationModel
+from pixelseg.models.base import SegmentationModel, he_initialisation
 from pixelseg.models.encoders import TimmEncoder, VGG16Encoder
 from pixelseg.models.fcn.decoder import FCNHead
 from pixelseg.models.registry import register_model
@@ -30,6 +34,7 @@ class FCN(SegmentationModel):
         super().__init__()
         if encoder == "vgg16":
             self.encoder = VGG16Encoder(in_channels)
+            he_initialisation(self.encoder)  # no batch norm: PyTorch's default init fades the signal by pool5
             fc_channels, fc_kernel = fc_channels or 4096, 7
         else:
             self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained)

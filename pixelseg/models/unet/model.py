@@ -3,8 +3,9 @@ MICCAI 2015.
 
 ``unet_original`` is the paper's network: two 3x3 conv + ReLU per level, 2x2 max-pooling, 64 -> 1024 channels,
 2x2 up-convolutions halving the channels, concatenated skips, a final 1x1 conv (31.0M parameters for one input
-channel and two classes). Differs: the convolutions are padded, so the output has the input's size (the paper
-used unpadded convolutions and an overlap-tile strategy); ``batch_norm=True`` adds BN after each conv.
+channel and two classes), weights drawn from a Gaussian with standard deviation sqrt(2/N), N the incoming nodes
+of one unit (the paper's initialisation). Differs: the convolutions are padded, so the output has the input's size
+(the paper used unpadded convolutions and an overlap-tile strategy); ``batch_norm=True`` adds BN after each conv.
 
 ``unet`` keeps the contracting/expanding structure with a skip at every scale on any timm encoder (default
 ResNet-34); its decoder convs have batch norm and upsample with nearest neighbour + conv (as in
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pixelseg.models.base import SegmentationModel
+from pixelseg.models.base import SegmentationModel, he_initialisation
 from pixelseg.models.encoders import TimmEncoder
 from pixelseg.models.registry import register_model
 from pixelseg.models.unet.decoder import UNetDecoder, UpConvBlock, double_conv
@@ -57,6 +58,7 @@ class UNetOriginal(SegmentationModel):
         self.up = nn.ModuleList(UpConvBlock(widths[level + 1], widths[level], batch_norm)
                                 for level in reversed(range(depth)))
         self.head = nn.Conv2d(base_channels, num_classes, 1)
+        he_initialisation(self)  # the paper's section 3: std sqrt(2/N)
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -69,3 +71,4 @@ class UNetOriginal(SegmentationModel):
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             x = block(x, skip)
         return self.head(x)
+
