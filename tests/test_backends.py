@@ -40,7 +40,16 @@ def test_folding_batch_norms_keeps_the_outputs(name):
     assert folded.folded > 0
     if name == "unet":  # every norm there follows a convolution
         assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.network.modules())
-    assert torch.allclose(folded(images), expected, atol=1e-4, rtol=1e-4)
+    close = torch.isclose(folded(images), expected, atol=1e-4, rtol=1e-4)
+    if name == "segnet_basic":
+        # Unpooling puts each value where its max-pooling index says. Two candidates 1e-6 apart can swap places
+        # under another summation order (channels-last, folded weights): on an Intel AMX machine 1 of 15,360
+        # stage-3 indices flipped and moved a value by one pixel; the decoder's 7x7 convolutions spread that to
+        # 3.8 % of the logits (at most 6e-4 off). A wrong fold is off everywhere: a 0.01 error in the running
+        # means leaves 1 % of them close.
+        assert close.float().mean() > 0.9
+    else:
+        assert close.all()
     with torch.no_grad():  # the model handed in is left as it was
         assert torch.equal(model(images), expected)
 

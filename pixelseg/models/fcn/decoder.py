@@ -51,19 +51,21 @@ class FixedBilinearUpsample(nn.Module):
 class FCNHead(nn.Module):
     """Scores from the stride-32 features (fc6, fc7, score_fr) fused with pool4 (16s) and pool3 (8s) scores.
 
-    ``skips``: 0 for FCN-32s, 1 for FCN-16s, 2 for FCN-8s.
+    ``skips``: 0 for FCN-32s, 1 for FCN-16s, 2 for FCN-8s. ``he_init_fc``: fc6/fc7 start from He et al.'s Gaussian
+    (for VGG16 without batch norm, trained from scratch); otherwise PyTorch's default.
     """
 
     def __init__(self, encoder_channels: list[int], num_classes: int, skips: int = 2, fc_channels: int = 4096,
-                 fc_kernel_size: int = 7, dropout: float = 0.5) -> None:
+                 fc_kernel_size: int = 7, dropout: float = 0.5, he_init_fc: bool = False) -> None:
         super().__init__()
         self.skips = skips
         self.fc6 = nn.Conv2d(encoder_channels[-1], fc_channels, fc_kernel_size, padding=fc_kernel_size // 2)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout2d(dropout)
-        he_initialisation(self.fc6)
-        he_initialisation(self.fc7)
+        if he_init_fc:
+            he_initialisation(self.fc6)
+            he_initialisation(self.fc7)
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         # Skip scores start at zero, as in the FCN reference, so training starts from the coarser net's output.
         self.score_pool = nn.ModuleList()

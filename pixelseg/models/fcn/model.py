@@ -40,7 +40,8 @@ class FCN(SegmentationModel):
             self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained)
             fc_channels, fc_kernel = fc_channels or 512, 3
         channels = self.encoder.channels
-        self.head = FCNHead(channels, num_classes, skips=skips, fc_channels=fc_channels, fc_kernel_size=fc_kernel)
+        self.head = FCNHead(channels, num_classes, skips=skips, fc_channels=fc_channels, fc_kernel_size=fc_kernel,
+                            he_init_fc=encoder == "vgg16")
         self.size_divisor = 32
         if encoder == "vgg16" and pretrained:
             self._load_vgg(pretrained)
