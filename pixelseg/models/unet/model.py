@@ -71,4 +71,3 @@ class UNetOriginal(SegmentationModel):
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             x = block(x, skip)
         return self.head(x)
-
