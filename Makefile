@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_inference.py --sections scaling --repeats 10
 	$(BIN)/python scripts/bench_metrics.py
 	$(BIN)/python scripts/bench_training.py
+	$(BIN)/python scripts/bench_training.py --sections allocator --models unet,fcdensenet56 --steps 3
 
 compare-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"

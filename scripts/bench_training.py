@@ -4,6 +4,7 @@ and whether CamVid data loading keeps up with the model.
     pip install -e .[bench]
     python scripts/bench_training.py                      # Markdown on stdout (docs/performance.md)
     python scripts/bench_training.py --steps 10 --batch 8 --size 192,256
+    python scripts/bench_training.py --sections allocator --models unet,fcdensenet56 --steps 3
 
 - ``step``: U-Net/ResNet-34 and DeepLabv3+/ResNet-50 (the same networks on both sides: DeepLabv3+ with
   ``aspp_conv=True, fuse_convs=1``, smp's decoder layout; pixelseg's FPN has the
@@ -12,6 +13,11 @@ and whether CamVid data loading keeps up with the model.
   between the two models, the median step time is compared (ratio = smp / ours, above 1: pixelseg is faster).
 - ``layout``: pixelseg's own training step in float32 (contiguous and channels-last) and under bfloat16 autocast,
   for a few architectures (``--models``): what ``train.channels_last`` and ``train.amp: bf16`` buy on this CPU.
+- ``allocator``: the same float32 channels-last step in a fresh process per memory allocator: glibc's default,
+  glibc with transparent huge pages (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``), jemalloc and tcmalloc
+  (``LD_PRELOAD``; Debian packages libjemalloc2, libgoogle-perftools4), rounds alternating between them; with
+  the share of CPU time spent in the kernel and the page faults per step (glibc hands every block over 32 MiB
+  back to the kernel when it is freed, and the next step faults it in again, zeroed).
 - ``loader``: one epoch of CamVid train batches at the shipped model's stage-1 recipe (half resolution, random
   scale, crop, flip, colour jitter) from pixelseg's loader, with 0 and 1 workers and with the decoded-image cache,
   against the time the U-Net/ResNet-18 of that recipe spends on the same number of training steps.
@@ -21,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -156,12 +166,78 @@ def section_layout(args) -> None:
     print()
 
 
-SECTIONS = {"step": section_step, "loader": section_loader, "layout": section_layout}
+ALLOCATORS = {
+    "glibc (default)": {},
+    "glibc, transparent huge pages": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+    "jemalloc": {"LD_PRELOAD": "libjemalloc.so.2"},
+    "tcmalloc": {"LD_PRELOAD": "libtcmalloc.so.4"},
+}
+
+
+def section_allocator_child(args) -> None:
+    """Steps of one model in this process (started by ``section_allocator``); one JSON line on stdout."""
+    preload = os.environ.get("LD_PRELOAD")
+    if preload and preload not in Path("/proc/self/maps").read_text():
+        print(json.dumps({"missing": preload}))
+        return
+    height, width = (int(v) for v in args.size.split(","))
+    torch.manual_seed(0)
+    images = torch.randn(args.batch, 3, height, width).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 11, (args.batch, height, width))
+    model = pixelseg.create(args.models, num_classes=11).train().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
+
+    def loss_of(logits, target: torch.Tensor) -> torch.Tensor:  # PSPNet: (logits, auxiliary logits) in training
+        return loss_fn(logits[0] if isinstance(logits, tuple) else logits, target)
+
+    step_time(model, optimizer, loss_of, images, labels)  # warm-up
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    times = [step_time(model, optimizer, loss_of, images, labels) for _ in range(args.steps)]
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    print(json.dumps({"times": times, "kernel_share": system / (user + system),
+                      "faults_per_step": (after.ru_minflt - before.ru_minflt) / args.steps}))
+
+
+def section_allocator(args) -> None:
+    rounds = 2
+    print(f"## Training step by memory allocator ({args.batch}x3x{args.size.replace(',', 'x')}, float32, "
+          f"channels-last, {torch.get_num_threads()} CPU threads)\n")
+    print(f"A fresh process per allocator and round, {rounds} rounds alternating between the allocators, "
+          f"{args.steps} steps each after a warm-up step; median step time, speed-up against glibc's default.\n")
+    print("| model | allocator | s/step | speed-up | kernel share of CPU time | page faults per step |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name in args.models.split(","):
+        results: dict[str, list[dict]] = {label: [] for label in ALLOCATORS}
+        for _ in range(rounds):
+            for label, env in ALLOCATORS.items():
+                command = [sys.executable, __file__, "--sections", "_allocator_child", "--models", name,
+                           "--steps", str(args.steps), "--batch", str(args.batch), "--size", args.size]
+                child = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+                                       check=True)
+                results[label].append(json.loads(child.stdout.strip().splitlines()[-1]))
+        base = statistics.median(t for run in results["glibc (default)"] for t in run["times"])
+        for label, runs in results.items():
+            if "missing" in runs[0]:
+                print(f"| {name} | {label} | {runs[0]['missing']} not installed | | | |")
+                continue
+            median = statistics.median(t for run in runs for t in run["times"])
+            kernel = statistics.mean(run["kernel_share"] for run in runs)
+            faults = statistics.mean(run["faults_per_step"] for run in runs)
+            print(f"| {name} | {label} | {median:.2f} | {base / median:.2f}x | {100 * kernel:.0f} % | "
+                  f"{faults:,.0f} |", flush=True)
+    print()
+
+
+SECTIONS = {"step": section_step, "loader": section_loader, "layout": section_layout,
+            "allocator": section_allocator, "_allocator_child": section_allocator_child}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--sections", default="step,loader,layout",
+                        help=f"comma-separated, from {', '.join(name for name in SECTIONS if name[0] != '_')}")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", default="192,256", help="HEIGHT,WIDTH of training crops (multiples of 32: smp)")

@@ -30,14 +30,17 @@ def small_model(name: str = "unet", **options) -> pixelseg.models.SegmentationMo
     return model.eval()
 
 
-@pytest.mark.parametrize("name", ["unet", "deeplabv3plus", "fpn", "segnet_basic"])
+@pytest.mark.parametrize("name", ["unet", "deeplabv3plus", "fpn", "segnet_basic", "fcdensenet56"])
 def test_folding_batch_norms_keeps_the_outputs(name):
     model = small_model(name)
     images = torch.randn(2, 3, 70, 90)
     with torch.no_grad():
         expected = model(images)
     folded = with_backend(model, "eager")
-    assert folded.folded > 0
+    if name == "fcdensenet56":  # pre-activation (BN, ReLU, conv): every convolution's output is also concatenated
+        assert folded.folded == 0
+    else:
+        assert folded.folded > 0
     if name == "unet":  # every norm there follows a convolution
         assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.network.modules())
     close = torch.isclose(folded(images), expected, atol=1e-4, rtol=1e-4)
@@ -63,6 +66,30 @@ def test_fold_leaves_a_shared_or_unpaired_norm_alone():
         expected = shared.eval()(images)
         assert fold_batch_norms(shared, images) == 0
         assert torch.equal(shared(images), expected)
+
+
+class ConvFeedingNormAndSkip(nn.Module):
+    """FC-DenseNet's pattern: a convolution's output goes into a pre-activation batch norm and, unnormalised,
+    into a concatenation (the dense block's skip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.norm, self.mix = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.conv(x)
+        return self.mix(torch.cat([features, torch.relu(self.norm(features))], 1))
+
+
+def test_fold_leaves_a_norm_alone_when_the_convolution_output_is_also_used_elsewhere():
+    model = ConvFeedingNormAndSkip()
+    model.norm.running_mean.fill_(0.3)
+    model.norm.running_var.fill_(2.0)
+    images = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = model.eval()(images)
+        assert fold_batch_norms(model, images) == 0
+        assert torch.equal(model(images), expected)
 
 
 def test_onnx_and_eager_backends_match_the_model(tmp_path):

@@ -39,12 +39,15 @@ PRECISIONS = ("fp32", "bf16")
 def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> int:
     """Fold every BatchNorm2d that directly follows a Conv2d into that convolution's weights and bias (in place;
     the BatchNorm becomes an Identity). Pairs are found by running ``example`` through the model: a batch norm
-    whose input is the very tensor a convolution returned. Returns the number folded.
+    whose input is the very tensor a convolution returned, and nothing else uses that tensor (FC-DenseNet feeds a
+    convolution's output both to a pre-activation norm and, unnormalised, to a concatenation; folding would change
+    the concatenated features). Returns the number folded.
 
     Only for inference (eval mode): the folded convolution computes ``gamma * (conv(x) - mean) / std + beta``.
     """
     produced_by: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
     pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
+    conv_nodes: list[tuple[nn.Conv2d, nn.BatchNorm2d, object]] = []
 
     def after_conv(module, inputs, output):
         produced_by[id(output)] = (module, output)  # keep the tensor alive so that its id stays unique
@@ -52,17 +55,20 @@ def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> int:
     def before_norm(module, inputs):
         source = produced_by.get(id(inputs[0]))
         if source is not None and source[1] is inputs[0]:
-            pairs.append((source[0], module))
+            conv_nodes.append((source[0], module, inputs[0].grad_fn))
 
     hooks = [m.register_forward_hook(after_conv) for m in model.modules() if type(m) is nn.Conv2d]
     hooks += [m.register_forward_pre_hook(before_norm) for m in model.modules() if type(m) is nn.BatchNorm2d]
     try:
-        with torch.no_grad():
-            model.eval()(example)
+        with torch.enable_grad():  # the autograd graph records who uses each tensor
+            outputs = model.eval()(example.detach().requires_grad_(True))
+        uses = _uses_per_autograd_node(outputs)
+        pairs = [(conv, norm) for conv, norm, node in conv_nodes if node is not None and uses.get(node) == 1]
     finally:
         for hook in hooks:
             hook.remove()
         produced_by.clear()
+        conv_nodes.clear()
 
     norms_used = {}
     for conv, norm in pairs:  # a norm that follows several convolutions (shared module) cannot be folded
@@ -83,6 +89,26 @@ def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> int:
         setattr(parent, name, nn.Identity())
         folded.add(id(norm))
     return len(folded)
+
+
+def _uses_per_autograd_node(outputs) -> dict:
+    """How many times each autograd node's result is used, in the graph that produced ``outputs`` (a tensor or a
+    tuple / list / dict of them); a returned tensor counts as one use."""
+    tensors = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (tuple, list)) \
+        else [outputs]
+    roots = [t.grad_fn for t in tensors if isinstance(t, torch.Tensor) and t.grad_fn is not None]
+    uses: dict = dict.fromkeys(roots, 1)
+    stack, seen = list(roots), set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for child, _ in node.next_functions:
+            if child is not None:
+                uses[child] = uses.get(child, 0) + 1
+                stack.append(child)
+    return uses
 
 
 class BackendModel(SegmentationModel):
