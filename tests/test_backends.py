@@ -43,6 +43,8 @@ def test_folding_batch_norms_keeps_the_outputs(name):
         assert folded.folded > 0
     if name == "unet":  # every norm there follows a convolution
         assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.network.modules())
+        with torch.inference_mode():  # the fold records an autograd graph: it must work from inference mode too
+            assert with_backend(model, "eager").folded == folded.folded
     close = torch.isclose(folded(images), expected, atol=1e-4, rtol=1e-4)
     if name == "segnet_basic":
         # Unpooling puts each value where its max-pooling index says. Two candidates 1e-6 apart can swap places

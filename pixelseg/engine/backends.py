@@ -140,10 +140,11 @@ class EagerModel(BackendModel):
 
     def __init__(self, model: SegmentationModel, precision: str = "fp32") -> None:
         super().__init__(model.config, model.meta, model.size_divisor, precision)
-        network = copy.deepcopy(model).eval()
-        device = next(network.parameters()).device
-        example = torch.zeros(1, 3, 2 * model.size_divisor, 2 * model.size_divisor, device=device)
-        self.folded = fold_batch_norms(network, example)
+        with torch.inference_mode(False):  # a copy made in inference mode could not record the fold's graph
+            network = copy.deepcopy(model).eval()
+            device = next(network.parameters()).device
+            example = torch.zeros(1, 3, 2 * model.size_divisor, 2 * model.size_divisor, device=device)
+            self.folded = fold_batch_norms(network, example)
         self.network = network.to(memory_format=torch.channels_last)
         self.eval()
 
