@@ -52,13 +52,23 @@ def step_time(model, optimizer, loss_fn, images, labels) -> float:
     return time.perf_counter() - started
 
 
+def random_batch(args) -> tuple[torch.Tensor, torch.Tensor]:
+    """The benchmark's batch: ``args.batch`` random images of ``args.size`` and random labels of 11 classes."""
+    height, width = (int(v) for v in args.size.split(","))
+    torch.manual_seed(0)
+    return torch.randn(args.batch, 3, height, width), torch.randint(0, 11, (args.batch, height, width))
+
+
+def main_logits(logits):
+    """The main output of a training forward (PSPNet returns (logits, auxiliary logits) in training)."""
+    return logits[0] if isinstance(logits, tuple) else logits
+
+
 def section_step(args) -> None:
     import segmentation_models_pytorch as smp
 
-    height, width = (int(v) for v in args.size.split(","))
-    torch.manual_seed(0)
-    images = torch.randn(args.batch, 3, height, width)
-    labels = torch.randint(0, 11, (args.batch, height, width))
+    images, labels = random_batch(args)
+    height, width = images.shape[-2:]
     labels[:, :8] = 255  # some ignored pixels, as in CamVid's void
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
     print(f"## Training step against segmentation_models_pytorch ({args.batch}x3x{height}x{width}, "
@@ -126,10 +136,8 @@ def section_loader(args) -> None:
 
 
 def section_layout(args) -> None:
-    height, width = (int(v) for v in args.size.split(","))
-    torch.manual_seed(0)
-    images = torch.randn(args.batch, 3, height, width)
-    labels = torch.randint(0, 11, (args.batch, height, width))
+    images, labels = random_batch(args)
+    height, width = images.shape[-2:]
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
     print(f"## Training step by memory layout and precision ({args.batch}x3x{height}x{width}, "
           f"{torch.get_num_threads()} CPU threads)\n")
@@ -148,8 +156,8 @@ def section_layout(args) -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 return model(batch)
 
-        def loss_of(logits, target: torch.Tensor) -> torch.Tensor:  # PSPNet: (logits, auxiliary logits) in training
-            return loss_fn((logits[0] if isinstance(logits, tuple) else logits).float(), target)
+        def loss_of(logits, target: torch.Tensor) -> torch.Tensor:
+            return loss_fn(main_logits(logits).float(), target)
 
         times: dict[str, list[float]] = {key: [] for key in settings}
         for step in range(args.steps + 2):
@@ -180,16 +188,14 @@ def section_allocator_child(args) -> None:
     if preload and preload not in Path("/proc/self/maps").read_text():
         print(json.dumps({"missing": preload}))
         return
-    height, width = (int(v) for v in args.size.split(","))
-    torch.manual_seed(0)
-    images = torch.randn(args.batch, 3, height, width).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, 11, (args.batch, height, width))
+    images, labels = random_batch(args)
+    images = images.contiguous(memory_format=torch.channels_last)
     model = pixelseg.create(args.models, num_classes=11).train().to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
 
-    def loss_of(logits, target: torch.Tensor) -> torch.Tensor:  # PSPNet: (logits, auxiliary logits) in training
-        return loss_fn(logits[0] if isinstance(logits, tuple) else logits, target)
+    def loss_of(logits, target: torch.Tensor) -> torch.Tensor:
+        return loss_fn(main_logits(logits), target)
 
     step_time(model, optimizer, loss_of, images, labels)  # warm-up
     before = resource.getrusage(resource.RUSAGE_SELF)

@@ -45,30 +45,29 @@ def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> int:
 
     Only for inference (eval mode): the folded convolution computes ``gamma * (conv(x) - mean) / std + beta``.
     """
-    produced_by: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
-    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
-    conv_nodes: list[tuple[nn.Conv2d, nn.BatchNorm2d, object]] = []
+    conv_of_node: dict = {}  # autograd node of a convolution's output -> that convolution
+    candidates: list[tuple[nn.Conv2d, nn.BatchNorm2d, object]] = []
 
     def after_conv(module, inputs, output):
-        produced_by[id(output)] = (module, output)  # keep the tensor alive so that its id stays unique
+        if output.grad_fn is not None:
+            conv_of_node[output.grad_fn] = module
 
     def before_norm(module, inputs):
-        source = produced_by.get(id(inputs[0]))
-        if source is not None and source[1] is inputs[0]:
-            conv_nodes.append((source[0], module, inputs[0].grad_fn))
+        conv = conv_of_node.get(inputs[0].grad_fn)  # the norm's input is the very tensor a convolution returned
+        if conv is not None:
+            candidates.append((conv, module, inputs[0].grad_fn))
 
     hooks = [m.register_forward_hook(after_conv) for m in model.modules() if type(m) is nn.Conv2d]
     hooks += [m.register_forward_pre_hook(before_norm) for m in model.modules() if type(m) is nn.BatchNorm2d]
     try:
         with torch.enable_grad():  # the autograd graph records who uses each tensor
             outputs = model.eval()(example.detach().requires_grad_(True))
-        uses = _uses_per_autograd_node(outputs)
-        pairs = [(conv, norm) for conv, norm, node in conv_nodes if node is not None and uses.get(node) == 1]
     finally:
         for hook in hooks:
             hook.remove()
-        produced_by.clear()
-        conv_nodes.clear()
+        conv_of_node.clear()
+    uses = _uses_per_autograd_node(outputs)
+    pairs = [(conv, norm) for conv, norm, node in candidates if uses.get(node) == 1]
 
     norms_used = {}
     for conv, norm in pairs:  # a norm that follows several convolutions (shared module) cannot be folded
