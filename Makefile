@@ -21,8 +21,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check pixelseg tests scripts
 
+# One pytest worker per core (pytest-xdist; tests/conftest.py gives each worker one thread): about half the
+# serial time, since many tests wait on the commands they start.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # Every architecture overfits a tiny batch (minutes on 2 cores; not in the default suite).
 test-slow: $(STAMP)

@@ -8,7 +8,11 @@ import torch
 
 from pixelseg.data import make_shapes_dataset
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # `make test` runs one pytest worker per core (pytest-xdist):
+    os.environ["OMP_NUM_THREADS"] = "1"          # one thread each, for the workers and the commands they start
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 SHARED_DATA = Path(os.environ.get("PIXELSEG_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 

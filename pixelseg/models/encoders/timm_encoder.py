@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -36,6 +35,8 @@ class TimmEncoder(nn.Module):
 
     def __init__(self, name: str, in_channels: int = 3, pretrained: bool | str | Path = False,
                  output_stride: int = 32, out_indices: Sequence[int] | None = None) -> None:
+        import timm  # here, not at the top: timm (with torchvision) takes seconds to import, see pixelseg/__init__.py
+
         super().__init__()
         if name not in timm.list_models():
             raise ConfigError(f"unknown timm encoder {name!r}{closest(name, timm.list_models())}")
