@@ -97,3 +97,20 @@ def test_models_lists_the_registry():
     assert result.returncode == 0
     for name in ("unet", "fcn8s", "deeplabv3plus"):
         assert name in result.stdout
+
+
+def test_help_and_classical_methods_do_not_import_the_heavy_libraries():
+    """`pixelseg --help` imports neither torch nor timm; the classical methods and the architectures' registry do
+    not import timm (with torchvision, seconds of start-up) until a timm encoder is built."""
+    probe = ("import sys; from pixelseg.cli.main import main\n"
+             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))\n"
+             "import pixelseg, pixelseg.engine.evaluate, pixelseg.classical\n"
+             "model = pixelseg.create('enet', num_classes=3)\n"
+             "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))\n"
+             "pixelseg.create('unet', num_classes=3, encoder='resnet18')\n"
+             "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()[-3:]
+    assert lines == ["[]", "['torch']", "['timm', 'torch', 'torchvision']"], result.stdout
