@@ -5,6 +5,7 @@ and whether CamVid data loading keeps up with the model.
     python scripts/bench_training.py                      # Markdown on stdout (docs/performance.md)
     python scripts/bench_training.py --steps 10 --batch 8 --size 192,256
     python scripts/bench_training.py --sections allocator --models unet,fcdensenet56 --steps 3
+    python scripts/bench_training.py --sections fc6 --steps 1 --size 176,240
 
 - ``step``: U-Net/ResNet-34 and DeepLabv3+/ResNet-50 (the same networks on both sides: DeepLabv3+ with
   ``aspp_conv=True, fuse_convs=1``, smp's decoder layout; pixelseg's FPN has the
@@ -18,6 +19,10 @@ and whether CamVid data loading keeps up with the model.
   (``LD_PRELOAD``; Debian packages libjemalloc2, libgoogle-perftools4), rounds alternating between them; with
   the share of CPU time spent in the kernel and the page faults per step (glibc hands every block over 32 MiB
   back to the kernel when it is freed, and the next step faults it in again, zeroed).
+- ``fc6``: FCN's fc6 (7x7 convolution, 512 -> 4096 channels) forward and backward on the stride-32 map of the
+  batch, as oneDNN's convolution and as the matrix product FCN trains it with on the CPU
+  (``convolution_as_matrix_product``); alternating, one step each per round (the convolution takes minutes on an
+  AVX2-only CPU, where oneDNN computes its weight gradient with its reference loop).
 - ``loader``: one epoch of CamVid train batches at the shipped model's stage-1 recipe (half resolution, random
   scale, crop, flip, colour jitter) from pixelseg's loader, with 0 and 1 workers and with the decoded-image cache,
   against the time the U-Net/ResNet-18 of that recipe spends on the same number of training steps.
@@ -236,8 +241,38 @@ def section_allocator(args) -> None:
     print()
 
 
+def section_fc6(args) -> None:
+    from pixelseg.models.fcn.decoder import convolution_as_matrix_product
+
+    height, width = (int(v) for v in args.size.split(","))
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(512, 4096, 7, padding=3)
+    torch.nn.init.kaiming_normal_(conv.weight)
+    features = torch.randn(args.batch, 512, -(-height // 32), -(-width // 32))
+    ways = {"oneDNN convolution": conv, "matrix product (im2col)": functools.partial(convolution_as_matrix_product,
+                                                                                   conv=conv)}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    gradients = {}
+    for _ in range(args.steps):
+        for name, forward in ways.items():
+            conv.zero_grad(set_to_none=True)
+            started = time.perf_counter()
+            forward(features).square().mean().backward()
+            times[name].append(time.perf_counter() - started)
+            gradients[name] = conv.weight.grad.clone()
+    first, second = (gradients[name] for name in ways)
+    print(f"## FCN fc6 forward + backward ({args.batch}x512x{features.shape[2]}x{features.shape[3]} -> 4096 "
+          f"channels, {torch.get_num_threads()} CPU threads, {torch.backends.cpu.get_cpu_capability()})\n")
+    print("| way | s (median) | speed-up |\n|---|---:|---:|")
+    base = statistics.median(times["oneDNN convolution"])
+    for name in ways:
+        print(f"| {name} | {statistics.median(times[name]):.2f} | {base / statistics.median(times[name]):.1f}x |")
+    print(f"\nlargest weight-gradient difference between the two: {(first - second).abs().max():.2e} "
+          f"(largest gradient {first.abs().max():.2e})\n")
+
+
 SECTIONS = {"step": section_step, "loader": section_loader, "layout": section_layout,
-            "allocator": section_allocator, "_allocator_child": section_allocator_child}
+            "allocator": section_allocator, "_allocator_child": section_allocator_child, "fc6": section_fc6}
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import pixelseg
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.models import create, list_models, save_model
 from pixelseg.models.base import he_initialisation
-from pixelseg.models.fcn.decoder import bilinear_upsampler
+from pixelseg.models.fcn.decoder import bilinear_upsampler, convolution_as_matrix_product
 
 # Small settings of every registered architecture, so the shape and gradient tests stay fast on 2 cores.
 SMALL = {
@@ -163,6 +163,39 @@ def test_fcn_final_upsampling_is_fixed_bilinear(name):
     reference = bilinear_upsampler(3, final.factor)  # the full transposed conv with a diagonal bilinear kernel
     assert torch.allclose(final(scores), reference(scores), atol=1e-5)
     assert final(scores).shape == (2, 3, 5 * final.factor, 6 * final.factor)
+
+
+@pytest.mark.parametrize(("kernel", "padding", "bias", "size"), [(7, 3, True, (3, 5)), (3, 0, False, (7, 4)),
+                                                                 (1, 0, True, (2, 9))])
+def test_convolution_as_matrix_product_is_the_convolution(kernel, padding, bias, size):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, kernel, padding=padding, bias=bias).double()
+    x = torch.randn(2, 6, *size, dtype=torch.float64, requires_grad=True)
+    expected = conv(x)
+    expected.square().sum().backward()
+    gradients = [x.grad.clone()] + [p.grad.clone() for p in conv.parameters()]
+    x.grad = None
+    conv.zero_grad()
+    product = convolution_as_matrix_product(x, conv)
+    product.square().sum().backward()
+    assert product.shape == expected.shape and torch.allclose(product, expected)
+    for before, after in zip(gradients, [x.grad] + [p.grad for p in conv.parameters()], strict=True):
+        assert torch.allclose(before, after)
+
+
+def test_fcn_trains_fc6_as_a_matrix_product_on_the_cpu():
+    """oneDNN's AVX2 build computes fc6's weight gradient with its reference loop (docs/performance.md); the head
+    computes fc6 as a matrix product whenever that gradient is wanted, as oneDNN's convolution otherwise."""
+    model = create("fcn32s", num_classes=3, encoder="resnet18", fc_channels=32).eval()  # eval: no dropout
+    calls = []
+    model.head.fc6.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+    x = torch.randn(1, 3, 70, 90)
+    with torch.no_grad():
+        inference = model(x)
+    training = model(x)
+    training.sum().backward()
+    assert calls == [False] and model.head.fc6.weight.grad is not None
+    assert torch.allclose(training, inference, atol=1e-5)
 
 
 def test_pspnet_auxiliary_head_only_in_training():
