@@ -49,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_metrics.py
 	$(BIN)/python scripts/bench_training.py
 	$(BIN)/python scripts/bench_training.py --sections allocator --models unet,fcdensenet56 --steps 3
+	$(BIN)/python scripts/bench_training.py --sections allocator --models upernet --steps 2
+	$(BIN)/python scripts/bench_training.py --sections fc6 --steps 1 --size 176,240
 
 compare-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
