@@ -184,18 +184,22 @@ def test_convolution_as_matrix_product_is_the_convolution(kernel, padding, bias,
 
 
 def test_fcn_trains_fc6_as_a_matrix_product_on_the_cpu():
-    """oneDNN's AVX2 build computes fc6's weight gradient with its reference loop (docs/performance.md); the head
-    computes fc6 as a matrix product whenever that gradient is wanted, as oneDNN's convolution otherwise."""
-    model = create("fcn32s", num_classes=3, encoder="resnet18", fc_channels=32).eval()  # eval: no dropout
+    """oneDNN's AVX2 build computes fc6's weight gradient with its reference loop (docs/performance.md); in training
+    the head computes fc6 as a matrix product whenever that gradient is wanted, as oneDNN's convolution otherwise."""
+    model = create("fcn32s", num_classes=3, encoder="resnet18", fc_channels=32).train()
     calls = []
-    model.head.fc6.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
-    x = torch.randn(1, 3, 70, 90)
+    model.head.fc6.register_forward_hook(lambda *_: calls.append((model.training, torch.is_grad_enabled())))
+    x = torch.randn(2, 3, 70, 90)
+    torch.manual_seed(0)  # the same dropout masks for both forwards
     with torch.no_grad():
-        inference = model(x)
+        without_gradient = model(x)
+    torch.manual_seed(0)
     training = model(x)
     training.sum().backward()
-    assert calls == [False] and model.head.fc6.weight.grad is not None
-    assert torch.allclose(training, inference, atol=1e-5)
+    assert model.head.fc6.weight.grad is not None
+    assert torch.allclose(training, without_gradient, atol=1e-5)
+    model.eval()(x)  # inference (and export) keep the convolution
+    assert calls == [(True, False), (False, True)]
 
 
 def test_pspnet_auxiliary_head_only_in_training():

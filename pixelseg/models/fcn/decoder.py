@@ -100,7 +100,8 @@ class FCNHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         top = features[-1]
-        train_fc6_as_product = top.device.type == "cpu" and torch.is_grad_enabled() and self.fc6.weight.requires_grad
+        train_fc6_as_product = (self.training and top.device.type == "cpu" and torch.is_grad_enabled()
+                                and self.fc6.weight.requires_grad)  # inference and export keep the convolution
         x = convolution_as_matrix_product(top, self.fc6) if train_fc6_as_product else self.fc6(top)
         x = self.dropout(self.relu(x))
         x = self.dropout(self.relu(self.fc7(x)))
