@@ -9,7 +9,7 @@ import pixelseg
 from pixelseg.data import open_dataset
 from pixelseg.engine import evaluate, predict_files, train
 from pixelseg.engine import trainer as train_module
-from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelseg.engine.config import config_from_dict
 from pixelseg.engine.inference import predict_logits
 from pixelseg.errors import CheckpointError, DataError
@@ -100,8 +100,14 @@ def test_a_stop_mid_epoch_saves_that_step_and_resume_reaches_the_same_weights(sh
         train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3)), progress=False)
     state = load_checkpoint(stopped / "last.pt")
     assert state["epoch"] == 1 and state["partial_epoch"]["steps"] == 2 and len(state["history"]) == 1
+    assert state["partial_epoch"]["seconds"] > 0
+    # The epoch's logged time includes the steps before the stop: mark them as an hour and look for it.
+    state["partial_epoch"]["seconds"] = 3600.0
+    save_checkpoint(stopped / "last.pt", state)
     monkeypatch.undo()
     train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3)), resume=True, progress=False)
+    logged = load_checkpoint(stopped / "last.pt")["history"]
+    assert logged[1]["seconds"] >= 3600 and logged[0]["seconds"] < 3600 and logged[2]["seconds"] < 3600
 
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(stopped / "last.pt")
     assert a["epoch"] == b["epoch"] == 3 and b["partial_epoch"] is None

@@ -8,7 +8,9 @@
   ``train.checkpoint_every`` steps and when Ctrl-C or SIGTERM stops the run (after the current step), so that
   ``--resume`` continues at that step to the weights an uninterrupted run reaches,
 - ``model/`` (safetensors + JSON) from the best checkpoint, loadable with ``pixelseg.load``,
-- ``log.csv`` (one row per epoch) and ``curve.png`` (loss and val mIoU).
+- ``log.csv`` (one row per epoch; ``seconds`` is the epoch's training and validation time, an epoch stopped
+  and resumed counting its steps on both sides of the stop but not the time in between) and ``curve.png``
+  (loss and val mIoU).
 """
 
 from __future__ import annotations
@@ -153,13 +155,14 @@ def _share_of_labelled_pixels(masks: torch.Tensor, ignore_index: int) -> torch.T
 
 
 class EpochProgress:
-    """Where an epoch stands: optimizer steps done and the running loss (kept in mid-epoch checkpoints)."""
+    """Where an epoch stands: optimizer steps done, the running loss and the seconds spent on them (kept in
+    mid-epoch checkpoints, so that an epoch stopped and resumed logs the time of all its steps)."""
 
-    def __init__(self, steps: int = 0, loss_total: float = 0.0, batches: int = 0) -> None:
-        self.steps, self.loss_total, self.batches = steps, loss_total, batches
+    def __init__(self, steps: int = 0, loss_total: float = 0.0, batches: int = 0, seconds: float = 0.0) -> None:
+        self.steps, self.loss_total, self.batches, self.seconds = steps, loss_total, batches, seconds
 
     def to_dict(self) -> dict:
-        return {"steps": self.steps, "loss_total": self.loss_total, "batches": self.batches}
+        return {"steps": self.steps, "loss_total": self.loss_total, "batches": self.batches, "seconds": self.seconds}
 
     @property
     def mean_loss(self) -> float:
@@ -357,22 +360,23 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     rank_batch = config.train.batch_size // context.world_size
     with stop_requests() as stop_requested:
         for epoch in range(start_epoch, config.train.epochs + 1):
-            started = time.time()
+            done = resumed_progress if epoch == start_epoch else None
+            started = time.time() - (done.seconds if done else 0.0)  # a resumed epoch counts its earlier steps
             train_set.set_epoch(epoch)
             sampler.set_epoch(epoch)
-            done = resumed_progress if epoch == start_epoch else None
             order = list(sampler)[done.steps * config.train.accumulate * rank_batch if done else 0:]
             loader = torch.utils.data.DataLoader(
                 train_set, batch_size=rank_batch, sampler=order, drop_last=True, num_workers=config.data.workers,
                 pin_memory=device.type == "cuda", worker_init_fn=_ignore_sigint,
                 generator=torch.Generator().manual_seed(config.train.seed + epoch))  # leaves the global RNG alone
 
-            def after_step(progress_now: EpochProgress, epoch: int = epoch) -> bool:
+            def after_step(progress_now: EpochProgress, epoch: int = epoch, started: float = started) -> bool:
                 stop = stop_requested()
                 if context.distributed:  # every rank stops after the same step
                     stop = bool(distributed.sum_across_ranks(torch.tensor([float(stop)], device=device)) > 0)
                 every = config.train.checkpoint_every
                 if context.is_main and (stop or (every and progress_now.steps % every == 0)):
+                    progress_now.seconds = time.time() - started
                     save_checkpoint(out_dir / "last.pt", checkpoint_state(epoch - 1, progress_now))
                 return stop
 
