@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_training.py --sections allocator --models unet,fcdensenet56 --steps 3
 	$(BIN)/python scripts/bench_training.py --sections allocator --models upernet --steps 2
 	$(BIN)/python scripts/bench_training.py --sections fc6 --steps 1 --size 176,240
+	$(BIN)/python scripts/bench_training.py --sections layout --float32-only --steps 3 --models unet,segformer,deeplabv3plus,pspnet,fcdensenet56,upernet
+	$(BIN)/python scripts/bench_training.py --sections fusion_conv --batch 2 --steps 2
 
 compare-peers: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"

@@ -6,6 +6,8 @@ and whether CamVid data loading keeps up with the model.
     python scripts/bench_training.py --steps 10 --batch 8 --size 192,256
     python scripts/bench_training.py --sections allocator --models unet,fcdensenet56 --steps 3
     python scripts/bench_training.py --sections fc6 --steps 1 --size 176,240
+    python scripts/bench_training.py --sections layout --float32-only --models upernet,deeplabv3plus --steps 3
+    python scripts/bench_training.py --sections fusion_conv --batch 2 --steps 2
 
 - ``step``: U-Net/ResNet-34 and DeepLabv3+/ResNet-50 (the same networks on both sides: DeepLabv3+ with
   ``aspp_conv=True, fuse_convs=1``, smp's decoder layout; pixelseg's FPN has the
@@ -23,6 +25,8 @@ and whether CamVid data loading keeps up with the model.
   batch, as oneDNN's convolution and as the matrix product FCN trains it with on the CPU
   (``convolution_as_matrix_product``); alternating, one step each per round (the convolution takes minutes on an
   AVX2-only CPU, where oneDNN computes its weight gradient with its reference loop).
+- ``fusion_conv``: UPerNet's 3x3 2048 -> 512 fusion convolution, forward and each gradient timed apart, in both
+  memory layouts (oneDNN's AVX2 weight gradient is slow in channels-last).
 - ``loader``: one epoch of CamVid train batches at the shipped model's stage-1 recipe (half resolution, random
   scale, crop, flip, colour jitter) from pixelseg's loader, with 0 and 1 workers and with the decoded-image cache,
   against the time the U-Net/ResNet-18 of that recipe spends on the same number of training steps.
@@ -144,15 +148,18 @@ def section_layout(args) -> None:
     images, labels = random_batch(args)
     height, width = images.shape[-2:]
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
-    print(f"## Training step by memory layout and precision ({args.batch}x3x{height}x{width}, "
-          f"{torch.get_num_threads()} CPU threads)\n")
-    print(f"One model per row, its default encoder, random weights; median of {args.steps} steps after 2 warm-up "
-          "steps, the four settings alternating. Speed-ups are against float32 in PyTorch's default (contiguous) "
-          "layout; `train.channels_last` (default on) is the second column, `train.amp: bf16` the third.\n")
-    print("| model | float32 (s/step) | channels-last | bfloat16 autocast | both |")
-    print("|---|---:|---:|---:|---:|")
     settings = {"contiguous": (False, False), "channels_last": (True, False), "bf16": (False, True),
                 "both": (True, True)}
+    if args.float32_only:  # bfloat16 is emulated (slow) on CPUs without AVX512-BF16 or AMX
+        settings = {key: settings[key] for key in ("contiguous", "channels_last")}
+    print(f"## Training step by memory layout and precision ({args.batch}x3x{height}x{width}, "
+          f"{torch.get_num_threads()} CPU threads, {torch.backends.cpu.get_cpu_capability()} kernels)\n")
+    print(f"One model per row, its default encoder, random weights; median of {args.steps} steps after 2 warm-up "
+          f"steps, the {len(settings)} settings alternating. Speed-ups are against float32 in PyTorch's default "
+          "(contiguous) layout; `train.channels_last: true` is the second column"
+          + (", `train.amp: bf16` the third.\n" if len(settings) > 2 else ".\n"))
+    print("| model | float32 (s/step) | channels-last |" + (" bfloat16 autocast | both |" if len(settings) > 2 else ""))
+    print("|---|---:|---:|" + ("---:|---:|" if len(settings) > 2 else ""))
     for name in args.models.split(","):
         model = pixelseg.create(name, num_classes=11).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -271,8 +278,40 @@ def section_fc6(args) -> None:
           f"(largest gradient {first.abs().max():.2e})\n")
 
 
+def section_fusion_conv(args) -> None:
+    """UPerNet's fusion convolution (3x3, 2048 -> 512 channels on the 1/4-scale map): forward, input gradient and
+    weight gradient timed apart, in the contiguous and the channels-last layout."""
+    height, width = (int(v) for v in args.size.split(","))
+    torch.manual_seed(0)
+    shape = (args.batch, 2048, -(-height // 4), -(-width // 4))
+    features, weight = torch.randn(shape), torch.randn(512, 2048, 3, 3) * 0.01
+    grad_output = torch.randn(args.batch, 512, *shape[2:])
+    backward = functools.partial(torch.ops.aten.convolution_backward, bias_sizes=[0], stride=[1, 1],
+                                 padding=[1, 1], dilation=[1, 1], transposed=False, output_padding=[0, 0], groups=1)
+    parts = {"forward": lambda x, w, g: torch.nn.functional.conv2d(x, w, padding=1),
+             "input gradient": lambda x, w, g: backward(g, x, w, output_mask=[True, False, False]),
+             "weight gradient": lambda x, w, g: backward(g, x, w, output_mask=[False, True, False])}
+    layouts = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last}
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.steps + 1):  # the first round warms up
+        for layout, memory_format in layouts.items():
+            x, w, g = (t.contiguous(memory_format=memory_format) for t in (features, weight, grad_output))
+            for part, run in parts.items():
+                started = time.perf_counter()
+                run(x, w, g)
+                times.setdefault((layout, part), []).append(time.perf_counter() - started)
+    print(f"## UPerNet's fusion convolution by layout ({'x'.join(map(str, shape))} -> 512 channels, 3x3, "
+          f"{torch.get_num_threads()} CPU threads, {torch.backends.cpu.get_cpu_capability()})\n")
+    print("| part | contiguous (s) | channels-last (s) | channels-last / contiguous |\n|---|---:|---:|---:|")
+    for part in parts:
+        a, b = (statistics.median(times[(layout, part)][1:]) for layout in layouts)
+        print(f"| {part} | {a:.2f} | {b:.2f} | {b / a:.2f} |")
+    print()
+
+
 SECTIONS = {"step": section_step, "loader": section_loader, "layout": section_layout,
-            "allocator": section_allocator, "_allocator_child": section_allocator_child, "fc6": section_fc6}
+            "allocator": section_allocator, "_allocator_child": section_allocator_child, "fc6": section_fc6,
+            "fusion_conv": section_fusion_conv}
 
 
 def main() -> None:
@@ -283,6 +322,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", default="192,256", help="HEIGHT,WIDTH of training crops (multiples of 32: smp)")
     parser.add_argument("--models", default="unet,pspnet,fcdensenet56,segformer", help="for the layout section")
+    parser.add_argument("--float32-only", action="store_true",
+                        help="layout section: contiguous and channels-last only (no bfloat16 columns)")
     args = parser.parse_args()
     for name in args.sections.split(","):
         SECTIONS[name](args)
