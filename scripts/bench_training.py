@@ -150,16 +150,17 @@ def section_layout(args) -> None:
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=255)
     settings = {"contiguous": (False, False), "channels_last": (True, False), "bf16": (False, True),
                 "both": (True, True)}
-    if args.float32_only:  # bfloat16 is emulated (slow) on CPUs without AVX512-BF16 or AMX
+    with_bf16 = not args.float32_only  # bfloat16 is emulated (slow) on CPUs without AVX512-BF16 or AMX
+    if not with_bf16:
         settings = {key: settings[key] for key in ("contiguous", "channels_last")}
     print(f"## Training step by memory layout and precision ({args.batch}x3x{height}x{width}, "
           f"{torch.get_num_threads()} CPU threads, {torch.backends.cpu.get_cpu_capability()} kernels)\n")
     print(f"One model per row, its default encoder, random weights; median of {args.steps} steps after 2 warm-up "
           f"steps, the {len(settings)} settings alternating. Speed-ups are against float32 in PyTorch's default "
           "(contiguous) layout; `train.channels_last: true` is the second column"
-          + (", `train.amp: bf16` the third.\n" if len(settings) > 2 else ".\n"))
-    print("| model | float32 (s/step) | channels-last |" + (" bfloat16 autocast | both |" if len(settings) > 2 else ""))
-    print("|---|---:|---:|" + ("---:|---:|" if len(settings) > 2 else ""))
+          + (", `train.amp: bf16` the third.\n" if with_bf16 else ".\n"))
+    print("| model | float32 (s/step) | channels-last |" + (" bfloat16 autocast | both |" if with_bf16 else ""))
+    print("|---|---:|---:|" + ("---:|---:|" if with_bf16 else ""))
     for name in args.models.split(","):
         model = pixelseg.create(name, num_classes=11).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
