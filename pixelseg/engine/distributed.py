@@ -105,13 +105,31 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         return normalised
 
 
+class SyncBatchNormAct2d(SyncBatchNorm2d):
+    """:class:`SyncBatchNorm2d`, then the dropout and activation of the timm ``BatchNormAct2d`` it replaces.
+
+    timm's RegNet, EfficientNet, MobileNetV3 and others fuse the activation into the norm layer; swapping that layer
+    for a plain batch norm would silently remove their ReLUs.
+    """
+
+    def __init__(self, norm: nn.BatchNorm2d) -> None:
+        super().__init__(norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats)
+        self.drop, self.act = norm.drop, norm.act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.drop(super().forward(x)))
+
+
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Every ``BatchNorm2d`` of ``module`` replaced by :class:`SyncBatchNorm2d` with the same parameters and
-    buffers (the state dict keys do not change)."""
+    """Every ``BatchNorm2d`` of ``module`` replaced by :class:`SyncBatchNorm2d` (:class:`SyncBatchNormAct2d` for
+    timm's ``BatchNormAct2d``) with the same parameters and buffers (the state dict keys do not change)."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d) and not isinstance(child, SyncBatchNorm2d):
-            synced = SyncBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                     child.track_running_stats)
+            if hasattr(child, "act"):  # timm's BatchNormAct2d: norm, dropout, activation in one module
+                synced = SyncBatchNormAct2d(child)
+            else:
+                synced = SyncBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                         child.track_running_stats)
             synced.load_state_dict(child.state_dict())
             setattr(module, name, synced)
         else:

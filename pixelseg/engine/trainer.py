@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import timm
 import torch
 
 from pixelseg.data import open_dataset, require_clean
@@ -292,8 +293,8 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     if config.train.init_from and not resume:
         initialise_from(model, Path(config.train.init_from))
     if context.distributed and config.train.sync_bn:
-        if device.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if device.type == "cuda":  # timm's version keeps the activation of its fused BatchNormAct2d layers
+            model = timm.layers.convert_sync_batchnorm(model)
         else:
             distributed.convert_sync_batchnorm(model)
     model.to(device)
