@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import timm
 import torch
 
 from pixelseg.data import open_dataset, require_clean
@@ -294,7 +293,9 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
         initialise_from(model, Path(config.train.init_from))
     if context.distributed and config.train.sync_bn:
         if device.type == "cuda":  # timm's version keeps the activation of its fused BatchNormAct2d layers
-            model = timm.layers.convert_sync_batchnorm(model)
+            from timm.layers import convert_sync_batchnorm as timm_convert_sync_batchnorm
+
+            model = timm_convert_sync_batchnorm(model)
         else:
             distributed.convert_sync_batchnorm(model)
     model.to(device)
