@@ -238,12 +238,19 @@ def test_pretrained_path_loads_local_timm_weights(tmp_path):
 def test_pretrained_path_loads_local_vgg16_weights_into_fcn(tmp_path):
     from safetensors.torch import save_file
 
-    reference = timm.create_model("vgg16")
+    # timm's VGG16 file layout with fc6/fc7 8 channels wide: 59 MB where the full 4096 would write 528 MB (the CI
+    # machine's disk is small)
+    state = {k: v for k, v in timm.create_model("vgg16", num_classes=0).state_dict().items()
+             if not k.startswith("pre_logits")}
+    state |= {"pre_logits.fc1.weight": torch.randn(8, 512, 7, 7), "pre_logits.fc1.bias": torch.randn(8),
+              "pre_logits.fc2.weight": torch.randn(8, 8, 1, 1), "pre_logits.fc2.bias": torch.randn(8)}
     path = tmp_path / "vgg16.safetensors"
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
-    model = create("fcn8s", num_classes=3, pretrained=str(path))
-    assert torch.equal(model.encoder.features[0].weight, reference.features[0].weight)
-    assert torch.equal(model.head.fc6.weight, reference.pre_logits.fc1.weight)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    model = create("fcn8s", num_classes=3, pretrained=str(path), fc_channels=8)
+    assert torch.equal(model.encoder.features[0].weight, state["features.0.weight"])
+    assert torch.equal(model.encoder.features[28].weight, state["features.28.weight"])
+    assert torch.equal(model.head.fc6.weight, state["pre_logits.fc1.weight"])
+    assert torch.equal(model.head.fc7.bias, state["pre_logits.fc2.bias"])
 
 
 def test_pretrained_true_without_network_is_a_clear_error(monkeypatch):
