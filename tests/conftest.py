@@ -16,19 +16,19 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # `make test` runs one pytest wor
 else:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-_FREE_AT_START: list[int] = []
+FREE_AT_START = pytest.StashKey[int]()
 
 
 def pytest_sessionstart(session) -> None:
-    _FREE_AT_START.append(shutil.disk_usage(tempfile.gettempdir()).free)
+    session.config.stash[FREE_AT_START] = shutil.disk_usage(tempfile.gettempdir()).free
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
+def pytest_terminal_summary(terminalreporter, config) -> None:
     """Print the free space of the temporary folder's disk: CI's machine has little, and the suite writes there."""
-    if _FREE_AT_START:
-        free_now = shutil.disk_usage(tempfile.gettempdir()).free
-        terminalreporter.write_line(f"disk free for {tempfile.gettempdir()}: {_FREE_AT_START[0] / 2**20:,.0f} MiB at "
-                                    f"the start, {free_now / 2**20:,.0f} MiB at the end")
+    if FREE_AT_START in config.stash:
+        folder = tempfile.gettempdir()
+        terminalreporter.write_line(f"disk free for {folder}: {config.stash[FREE_AT_START] / 2**20:,.0f} MiB at the "
+                                    f"start, {shutil.disk_usage(folder).free / 2**20:,.0f} MiB at the end")
 
 
 SHARED_DATA = Path(os.environ.get("PIXELSEG_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
