@@ -18,3 +18,7 @@ class ConfigError(PixelsegError):
 
 class CheckpointError(PixelsegError):
     """A checkpoint or model directory that cannot be loaded."""
+
+
+class UnsafeFileError(CheckpointError):
+    """A model or checkpoint file whose loading could run code (a pickle holding more than tensors and data)."""

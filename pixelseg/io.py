@@ -10,35 +10,64 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pixelseg.errors import DataError
-
-# A decompression bomb is refused rather than allowed to eat the machine's memory.
-MAX_IMAGE_PIXELS = 40_000 * 40_000
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+from pixelseg.errors import CheckpointError, DataError, UnsafeFileError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
+PILLOW_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+"""Pillow's own decompression-bomb threshold (about 89.5 million pixels), read and never changed: pixelseg leaves
+Pillow's process-wide setting alone and enforces its own limit in :func:`_open`."""
+
+
+def max_image_pixels() -> int:
+    """The largest image pixelseg decodes: ``$PIXELSEG_MAX_IMAGE_PIXELS``, default Pillow's threshold. Larger
+    images are refused from their header, before any pixel is decoded (Pillow itself refuses twice its threshold
+    whatever this says)."""
+    value = os.environ.get("PIXELSEG_MAX_IMAGE_PIXELS")
+    if not value:
+        return PILLOW_MAX_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        raise DataError(f"PIXELSEG_MAX_IMAGE_PIXELS={value!r}: expected a whole number of pixels") from None
+    if limit <= 0:
+        raise DataError(f"PIXELSEG_MAX_IMAGE_PIXELS={value!r}: expected a positive number of pixels")
+    return limit
+
 
 def _open(source: Path | io.BytesIO, name: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """The one decoder every image pixelseg reads goes through: size checked from the header, then decoded."""
+    limit = min(max_pixels, max_image_pixels()) if max_pixels else max_image_pixels()
     try:
-        image = Image.open(source)
-        if max_pixels is not None and image.size[0] * image.size[1] > max_pixels:
-            raise DataError(f"{name}: refused, {image.size[0]}x{image.size[1]} pixels is more than the limit of "
-                            f"{max_pixels:,}")
+        with warnings.catch_warnings():  # pixelseg's own limit below replaces Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source)
+        width, height = image.size
+        if width * height > limit:
+            raise DataError(f"{name}: refused, {width}x{height} pixels is more than the limit of {limit:,} pixels "
+                            f"(PIXELSEG_MAX_IMAGE_PIXELS)")
         image.load()
     except FileNotFoundError:
         raise DataError(f"{name}: file not found") from None
-    except Image.DecompressionBombError as error:
-        raise DataError(f"{name}: refused, image too large ({error})") from None
+    except Image.DecompressionBombError as error:  # Pillow's own check, at twice its threshold, came first
+        size = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{int(size.group(1)):,} pixels" if size else "the image"
+        raise DataError(f"{name}: refused, {pixels} is more than the limit of {limit:,} pixels "
+                        f"(PIXELSEG_MAX_IMAGE_PIXELS)") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: not a readable image (the format is not recognised)") from None
     except (OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{name}: not a readable image ({error})") from None
+        detail = str(error) if isinstance(source, Path) else type(error).__name__  # no object reprs of uploads
+        raise DataError(f"{name}: not a readable image ({detail})") from None
     return image
 
 
@@ -132,3 +161,35 @@ def write_text(path: str | Path, text: str) -> None:
 def list_images(folder: Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def load_torch_file(path: str | Path, map_location="cpu"):
+    """``torch.load`` that never runs code from the file: PyTorch's ``weights_only`` unpickler, which builds only
+    tensors, containers and plain numbers and strings, refuses everything else (a pickle that would call a function,
+    import a module or build an object) with an UnpicklingError.
+
+    numpy arrays of plain dtypes are allowed besides (pixelseg checkpoints before version 0.2 kept numpy's RNG state
+    as an array); their reconstruction calls no code from the file.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    numpy_globals = [np.ndarray, np.dtype, np.dtypes.UInt32DType, np.dtypes.Float64DType, np.dtypes.Int64DType]
+    reconstruct = getattr(np, "_core", np.core).multiarray._reconstruct
+    try:
+        with torch.serialization.safe_globals([reconstruct, *numpy_globals]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        refused = next((line.strip() for line in text.splitlines() if "GLOBAL" in line), None)
+        if refused is None:  # not a pickle at all, or a damaged one
+            raise CheckpointError(f"{path}: not a readable checkpoint (not a PyTorch file, or a damaged one)"
+                                  ) from None
+        raise UnsafeFileError(f"{path}: refused to load: the file holds more than tensors and plain data, and "
+                              f"loading it could run code ({refused[:200]}). Only load files you trust through "
+                              f"torch.load(..., weights_only=False) yourself, then save their state dict again"
+                              ) from None

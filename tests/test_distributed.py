@@ -28,9 +28,10 @@ def run(command: list[str], cwd) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
-def ddp_config(shapes_root, tmp_path):
-    """A config whose distributed run must equal the single-process one within float tolerance."""
-    config = tiny_config(shapes_root, tmp_path / "unused", epochs=1, steps_per_epoch=2)
+def ddp_config(shapes_root, tmp_path, amp: str = "off"):
+    """A config whose distributed run must equal the single-process one within float tolerance (in float32: with
+    ``amp: bf16`` each rank rounds its share of the batch to bfloat16 differently)."""
+    config = tiny_config(shapes_root, tmp_path / "unused", epochs=1, steps_per_epoch=2, amp=amp)
     # Cross-entropy only (Dice is a batch-level loss: per-rank Dice averaged is not the global batch's Dice) and
     # no rescaling (padding would give the ranks different numbers of labelled pixels).
     config["loss"] = {"ce": 1.0}
@@ -74,6 +75,24 @@ def test_two_processes_train_like_one_with_the_same_global_batch(shapes_root, tm
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("epoch 1/1") == 1  # only rank 0 reports
     assert_same_weights(tmp_path / "single", tmp_path / "ddp")
+
+
+def test_bf16_under_ddp_keeps_the_batch_norm_statistics_of_the_global_batch(shapes_root, tmp_path):
+    """bf16 autocast with synced batch norms: the running statistics come out as one process computes them (the
+    synced norm takes its statistics in float32 whatever the autocast dtype)."""
+    path = ddp_config(shapes_root, tmp_path, amp="bf16")
+    single = run([sys.executable, "-m", "pixelseg", "--quiet", "train", str(path), "--out", "single"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    one_state = torch.load(tmp_path / "single" / "last.pt", weights_only=True)["model"]
+    ddp_state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["model"]
+    statistics = [key for key in one_state if key.endswith(("running_mean", "running_var"))]
+    assert len(statistics) > 10
+    for key in statistics:
+        assert ddp_state[key].dtype == torch.float32
+        assert torch.allclose(one_state[key], ddp_state[key], atol=2e-2, rtol=5e-2), key
 
 
 def test_two_nodes_meet_through_a_c10d_rendezvous_and_train_like_one(shapes_root, tmp_path):

@@ -273,6 +273,29 @@ def cmd_data_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_data_split(args) -> int:
+    from pixelseg.data import open_dataset
+    from pixelseg.data.splits import count_groups, group_split, write_split
+
+    sources = [s.strip() for s in args.source_splits.split(",") if s.strip()] or [None]
+    stems = [sample.name for split in sources for sample in open_dataset(args.layout, args.path, split).samples]
+    kept, held_out = group_split(stems, args.holdout.split(","), args.pattern)
+    out = Path(args.out)
+    names = {args.train_name: kept, args.val_name: held_out, args.all_name: sorted(kept + held_out)}
+    existing = [str(out / f"{name}.txt") for name in names if (out / f"{name}.txt").exists()]
+    if existing and not args.overwrite:
+        raise PixelsegError(f"{', '.join(existing)}: already there; pass --overwrite to replace")
+    command = " ".join(["pixelseg data split", args.path, "--holdout", args.holdout, "--pattern", repr(args.pattern),
+                        "--from", args.source_splits])
+    for name, stems_of_split in names.items():
+        groups = ", ".join(f"{g} {n}" for g, n in count_groups(stems_of_split, args.pattern).items())
+        path = write_split(out / f"{name}.txt", stems_of_split,
+                           f"{len(stems_of_split)} files of {args.path} (groups: {groups})\nwritten by: {command}")
+        print(f"{path}: {len(stems_of_split)} files ({groups})")
+    print(f"use them with data.options.splits_dir: {out}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from pixelseg.models import list_models
 
@@ -407,6 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--value-map", help='JSON raw value -> class, e.g. \'{"255": 0, "0": 1}\'')
     check.add_argument("--max-problems", type=int, default=50)
     check.set_defaults(func=cmd_data_check)
+    split = data_commands.add_parser("split", help="split lists that hold out whole groups of files (sequences, "
+                                                   "scenes, patients) named by a pattern on the file names")
+    split.add_argument("path", help="dataset root")
+    split.add_argument("--holdout", required=True, help="comma-separated groups to hold out, e.g. 0006R0")
+    split.add_argument("--pattern", default=r"^[^_]+",
+                       help="regular expression on the file stem giving its group (its first capturing group, or the "
+                            "whole match; default: the stem up to the first underscore)")
+    split.add_argument("--layout", default="auto", help="dataset layout (default: detected)")
+    split.add_argument("--from", dest="source_splits", default="train",
+                       help="comma-separated splits to draw the files from (default train; e.g. train,val)")
+    split.add_argument("--out", required=True, help="folder for the split lists (data.options.splits_dir)")
+    split.add_argument("--train-name", default="train", help="list of the files kept (default train)")
+    split.add_argument("--val-name", default="val", help="list of the files held out (default val)")
+    split.add_argument("--all-name", default="all", help="list of every file (default all)")
+    split.add_argument("--overwrite", action="store_true", help="replace existing lists")
+    split.set_defaults(func=cmd_data_split)
 
     models = commands.add_parser("models", help="list the architectures")
     models.set_defaults(func=cmd_models)

@@ -33,6 +33,8 @@ from pixelseg.io import IMAGE_EXTENSIONS, list_images
 from pixelseg.utils import closest
 
 SHARED_DATA_FALLBACK = Path("../shared/data")
+SHIPPED_SPLITS = Path(__file__).resolve().parent / "split_lists"
+"""Split lists that ship with pixelseg, named by folder (``splits_dir: camvid_sequences``)."""
 
 
 def data_root() -> Path:
@@ -71,6 +73,17 @@ def _pair_by_stem(
         samples.append(Sample(image, mask))
     problems += [Problem(m, "missing pair: no image with this file stem") for m in masks if m not in used]
     return samples, problems
+
+
+def splits_folder(root: Path, splits_dir: str | Path | None) -> Path:
+    """Where a dataset's split lists are: ``splits_dir`` as a path, else the shipped lists of that name
+    (:data:`SHIPPED_SPLITS`), else ``ROOT/splits``."""
+    if splits_dir is None:
+        return root / "splits"
+    path = Path(splits_dir).expanduser()
+    if not path.is_dir() and len(path.parts) == 1 and (SHIPPED_SPLITS / path.name).is_dir():
+        return SHIPPED_SPLITS / path.name
+    return path
 
 
 def _read_split_list(path: Path) -> list[str]:
@@ -117,12 +130,12 @@ def _split_files(root: Path, folder: Path, split: str | None, splits_dir: Path |
             p for sub in folder.iterdir() if sub.is_dir() for p in list_images(sub))
     if (folder / split).is_dir():
         return list_images(folder / split)
-    for list_file in (Path(splits_dir or root / "splits") / f"{split}.txt", root / f"{split}.txt"):
+    for list_file in (splits_folder(root, splits_dir) / f"{split}.txt", root / f"{split}.txt"):
         if list_file.is_file():
             wanted = set(_read_split_list(list_file))
             return [p for p in list_images(folder) if p.stem in wanted]
     raise DataError(f"{root}: no split {split!r}: expected {folder / split}/ or "
-                    f"{Path(splits_dir or root / 'splits') / (split + '.txt')}")
+                    f"{splits_folder(root, splits_dir) / (split + '.txt')}")
 
 
 def folder(root: str | Path, split: str | None = None, *, num_classes: int | None = None,
@@ -150,13 +163,40 @@ def folder(root: str | Path, split: str | None = None, *, num_classes: int | Non
                                name="folder", root=root, split=split, problems=problems)
 
 
-def camvid(root: str | Path | None = None, split: str = "train", **_: object) -> SegmentationDataset:
-    """CamVid in the SegNet tutorial layout (11 classes; label 11 is void and ignored)."""
+def _camvid_pool(root: Path) -> dict[str, tuple[Path, Path]]:
+    """Every (image, label) pair under the split folders of a CamVid root (``train/`` + ``trainannot/``, ...)."""
+    pool: dict[str, tuple[Path, Path]] = {}
+    for folder_path in sorted(p for p in root.iterdir() if p.is_dir() and (root / f"{p.name}annot").is_dir()):
+        labels = {m.stem: m for m in list_images(root / f"{folder_path.name}annot")}
+        pool.update({image.stem: (image, labels.get(image.stem)) for image in list_images(folder_path)})
+    return pool
+
+
+def camvid(root: str | Path | None = None, split: str = "train", *, splits_dir: str | Path | None = None,
+           **_: object) -> SegmentationDataset:
+    """CamVid in the SegNet tutorial layout (11 classes; label 11 is void and ignored).
+
+    A split is a folder pair (``val/`` + ``valannot/``) or a list of file stems, ``SPLITS_DIR/{split}.txt``
+    (``splits_dir`` option, default ``ROOT/splits``), drawn from all the folder pairs: this is how whole sequences
+    are held out (``pixelseg data split``)."""
     root = resolve_root(root, "camvid")
-    if not (root / split).is_dir() or not (root / f"{split}annot").is_dir():
-        raise DataError(f"{root}: CamVid split {split!r} needs {split}/ and {split}annot/ folders")
-    samples, problems = _pair_by_stem(list_images(root / split), list_images(root / f"{split}annot"))
     value_map = {**{i: i for i in range(11)}, 11: IGNORE_INDEX}
+    list_file = splits_folder(root, splits_dir) / f"{split}.txt"
+    if (root / split).is_dir() and (root / f"{split}annot").is_dir():
+        samples, problems = _pair_by_stem(list_images(root / split), list_images(root / f"{split}annot"))
+    elif list_file.is_file():
+        pool = _camvid_pool(root)
+        samples, problems = [], []
+        for stem in _read_split_list(list_file):
+            image, mask = pool.get(stem, (None, None))
+            if image is None or mask is None:
+                problems.append(Problem(list_file, f"{stem}: listed, but no image and label with this stem under "
+                                                   f"{root}"))
+            else:
+                samples.append(Sample(image, mask))
+    else:
+        raise DataError(f"{root}: CamVid split {split!r} needs {split}/ and {split}annot/ folders or a list "
+                        f"of stems in {list_file}")
     return SegmentationDataset(samples, CAMVID, MaskDecoder(CAMVID, value_map=value_map), name="camvid",
                                root=root, split=split, problems=problems)
 
@@ -261,7 +301,8 @@ LAYOUTS: dict[str, Callable[..., SegmentationDataset]] = {
 def detect_layout(root: str | Path) -> str:
     """Guess a dataset's layout from the folders it holds."""
     root = Path(root)
-    if (root / "trainannot").is_dir() or (root / "valannot").is_dir():
+    if any(p.is_dir() and p.name.endswith("annot") and (root / p.name[: -len("annot")]).is_dir()
+           for p in root.iterdir()):  # train/ + trainannot/, or only test/ + testannot/
         return "camvid"
     if any((root / p / "JPEGImages").is_dir() for p in (".", "VOC2012", "VOCdevkit/VOC2012")):
         return "voc"

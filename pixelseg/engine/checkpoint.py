@@ -8,12 +8,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelseg.errors import CheckpointError
-from pixelseg.io import atomic_path
+from pixelseg.errors import CheckpointError, UnsafeFileError
+from pixelseg.io import atomic_path, load_torch_file
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The random generators' states as tensors and plain data, which ``weights_only`` loading accepts."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -21,7 +25,11 @@ def rng_state() -> dict:
 
 def restore_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict):
+        numpy_state = (numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
+                       numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+    np.random.set_state(numpy_state)  # a tuple with an array: checkpoints written before pixelseg 0.2
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -37,9 +45,13 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_torch_file(path)
+    except UnsafeFileError:
+        raise
     except Exception as error:  # noqa: BLE001 - any failure means an unreadable checkpoint
         raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a pixelseg training checkpoint (a {type(state).__name__}, not a dict)")
     for key in ("model", "optimizer", "epoch", "config"):
         if key not in state:
             raise CheckpointError(f"{path}: not a pixelseg training checkpoint (no {key!r} entry)")

@@ -84,6 +84,8 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
+        dtype = x.dtype  # under bf16 autocast: the statistics and the normalisation in float32 all the same
+        x = x.float()
         count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=x.dtype)
         stats = torch.cat([count, x.sum((0, 2, 3)), (x * x).sum((0, 2, 3))])
         with warnings.catch_warnings():  # "deprecated": its replacement is still a private module
@@ -102,7 +104,7 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
         normalised = (x - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.eps)
         if self.affine:
             normalised = normalised * self.weight.view(shape) + self.bias.view(shape)
-        return normalised
+        return normalised.to(dtype)
 
 
 class SyncBatchNormAct2d(SyncBatchNorm2d):

@@ -79,12 +79,20 @@ def sliding_window_logits(model: SegmentationModel, images: torch.Tensor, tile: 
     return logits / total
 
 
+AUTO_TILE_PIXELS = 2048 * 2048
+"""Inputs larger than this (at the network's scale) go through the sliding window even when no tile is asked for:
+one forward pass over the whole of a 20-megapixel image would need tens of GB for the decoder's activations."""
+AUTO_TILE = (1024, 1024)
+
+
 def _logits_at_scale(model: SegmentationModel, images: torch.Tensor, scale: float, tile: tuple[int, int] | None,
                      overlap: float) -> torch.Tensor:
     height, width = images.shape[-2:]
     if scale != 1.0:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    if tile is None and images.shape[-2] * images.shape[-1] > AUTO_TILE_PIXELS:
+        tile = AUTO_TILE  # memory bounded by one tile's activations
     logits = sliding_window_logits(model, images, tile, overlap) if tile else model(images).float()
     if logits.shape[-2:] != (height, width):
         logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)

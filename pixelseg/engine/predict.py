@@ -104,7 +104,14 @@ def predict_files(predictor: SegmentationModel | Callable[[np.ndarray], Predicti
             except DataError as error:
                 summary.failed.append(str(error))
                 continue
-            prediction = predictor(image)
+            try:
+                prediction = predictor(image)
+            except RuntimeError as error:  # out of memory for this image: report it, go on with the others
+                if "memory" not in str(error).lower():
+                    raise
+                summary.failed.append(f"{image_path}: not enough memory to predict {image.shape[1]}x{image.shape[0]} "
+                                      f"pixels; use a smaller --tile or --scale")
+                continue
             if not prefetch:
                 summary.written += _write_outputs(planned[image_path], prediction, image, alpha)
                 continue

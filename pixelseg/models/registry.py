@@ -43,4 +43,12 @@ def create(name: str, num_classes: int, **kwargs):
         raise ConfigError(f"model {name!r}: {error}") from None
     # Stored so that the model can be rebuilt from its checkpoint alone; weights come from the checkpoint.
     model.config = {"name": name, "num_classes": num_classes, **{k: v for k, v in kwargs.items() if k != "pretrained"}}
+    encoder = getattr(model, "encoder", None)
+    normalisation = getattr(encoder, "normalisation", None)
+    if normalisation and len(normalisation[0]) == kwargs.get("in_channels", 3):
+        # Inputs normalised as the encoder's pretrained weights expect (timm's pretrained_cfg): every inference
+        # path and the trainer read meta["mean"] / meta["std"].
+        model.meta["mean"], model.meta["std"] = normalisation
+    if kwargs.get("pretrained") and getattr(encoder, "weights_source", None):
+        model.meta["encoder_weights"] = encoder.weights_source
     return model

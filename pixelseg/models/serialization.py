@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from pixelseg.errors import CheckpointError, PixelsegError
-from pixelseg.io import atomic_path, write_text
+from pixelseg.errors import CheckpointError, PixelsegError, UnsafeFileError
+from pixelseg.io import atomic_path, load_torch_file, write_text
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.registry import create
 
@@ -80,7 +80,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Segmenta
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint or model directory")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = load_torch_file(path, map_location=map_location)  # never runs code from the file
+    except UnsafeFileError:
+        raise
     except Exception as error:  # noqa: BLE001
         raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:

@@ -9,17 +9,37 @@ import torch
 from torch import nn
 
 from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.models.encoders.pretrained import PACKAGED_WEIGHTS, encoder_normalisation, packaged_weights
 from pixelseg.utils import closest
 
 
 def timm_pretrained_kwargs(name: str, pretrained: bool | str | Path) -> dict:
-    """timm keyword arguments for ``pretrained``: True downloads ImageNet weights, a path loads a local file."""
+    """timm keyword arguments for ``pretrained``: a path loads a local file; True takes the ImageNet weights of an
+    installed weights package where there is one (:mod:`pixelseg.models.encoders.pretrained`), else downloads them
+    through timm."""
     if isinstance(pretrained, (str, Path)) and str(pretrained) not in ("", "False", "false"):
         path = Path(pretrained).expanduser()
         if not path.is_file():
             raise CheckpointError(f"{path}: pretrained weights file for encoder {name!r} not found")
         return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    return {"pretrained": bool(pretrained)}
+    if pretrained is True or str(pretrained) in ("True", "true"):
+        packaged = packaged_weights(name)
+        if packaged is not None:
+            return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(packaged)}}
+        return {"pretrained": True}
+    return {"pretrained": False}
+
+
+def weights_source(name: str, pretrained: bool | str | Path) -> str:
+    """Where ``pretrained`` takes encoder ``name``'s weights from, in words (for logs and the model's meta)."""
+    if not pretrained or str(pretrained) in ("", "False", "false"):
+        return "none (random initialisation)"
+    if str(pretrained) not in ("True", "true"):
+        return f"file {pretrained}"
+    entry = PACKAGED_WEIGHTS.get(name)
+    if entry is not None and entry.file() is not None:
+        return f"ImageNet, from the installed package {entry.pip_name} ({entry.file()})"
+    return "ImageNet, downloaded through timm"
 
 
 class TimmEncoder(nn.Module):
@@ -28,7 +48,8 @@ class TimmEncoder(nn.Module):
     Args:
         name: a timm model name (``timm.list_models()``), e.g. ``resnet34``, ``convnext_tiny``.
         in_channels: input channels (1 for grayscale; timm adapts pretrained first-layer weights).
-        pretrained: False, True (ImageNet weights through timm; needs network) or a local weights file.
+        pretrained: False, True (ImageNet weights: from an installed weights package where one exists, else
+            downloaded through timm) or a local weights file.
         output_stride: 32, or 16 / 8 for dilated (atrous) encoders where timm supports it.
         out_indices: which feature levels to return (default all).
     """
@@ -53,8 +74,12 @@ class TimmEncoder(nn.Module):
                     f"could not fetch ImageNet weights for encoder {name!r} ({type(error).__name__}: {error}); "
                     "without network access pass pretrained=PATH to a local weights file") from None
             if "pretrained_cfg_overlay" in kwargs:
-                raise CheckpointError(f"{pretrained}: not loadable as weights for encoder {name!r} ({error})") from None
+                weights = kwargs["pretrained_cfg_overlay"]["file"]
+                raise CheckpointError(f"{weights}: not loadable as weights for encoder {name!r} ({error})") from None
             raise ConfigError(f"encoder {name!r} cannot be built with {kwargs}: {error}") from None
+        self.weights_source = weights_source(name, pretrained)
+        self.normalisation = encoder_normalisation(dict(self.model.pretrained_cfg or {}))
+        """(mean, std) that the encoder's pretrained weights expect (timm's ``pretrained_cfg``), or None."""
         self.channels: list[int] = list(self.model.feature_info.channels())
         self.reductions: list[int] = list(self.model.feature_info.reduction())
 

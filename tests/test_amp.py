@@ -1,0 +1,47 @@
+"""``train.amp``: bfloat16 autocast on CPUs that compute it in hardware, float32 elsewhere; the loss in float32."""
+
+from __future__ import annotations
+
+import torch
+
+from pixelseg.engine import trainer
+from pixelseg.engine.trainer import autocast_dtype, train_one_epoch
+from pixelseg.models import create
+
+
+def test_auto_is_bf16_only_on_cpus_with_hardware_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer, "cpu_has_fast_bf16", lambda: True)
+    assert autocast_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(trainer, "cpu_has_fast_bf16", lambda: False)
+    assert autocast_dtype("auto", cpu) is None
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16 and autocast_dtype("off", cpu) is None
+
+
+def test_the_flag_check_reads_the_cpus_own_flags(monkeypatch, tmp_path):
+    flags = tmp_path / "cpuinfo"
+    monkeypatch.setattr(trainer, "Path", lambda _: flags)
+    flags.write_text("flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    assert trainer.cpu_has_fast_bf16()
+    flags.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert trainer.cpu_has_fast_bf16()
+
+
+def test_bf16_steps_compute_the_loss_in_float32_and_learn():
+    torch.manual_seed(0)
+    model = create("unet", num_classes=3, encoder="regnetx_002", decoder_channels=[16, 8, 8, 8, 8])
+    images = torch.randn(4, 3, 32, 32)
+    masks = (images[:, 0] > 0).long() + (images[:, 1] > 1).long()
+    seen_dtypes = []
+
+    def loss_fn(logits, target):
+        seen_dtypes.append(logits.dtype)
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    optimizer = torch.optim.AdamW(model.parameters(), 3e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    losses = [train_one_epoch(model, loss_fn, optimizer, scheduler, [(images, masks)] * 5, torch.device("cpu"),
+                              epoch, amp_dtype=torch.bfloat16, progress=False).mean_loss for epoch in range(3)]
+    assert set(seen_dtypes) == {torch.float32}
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights and their updates stay float32
