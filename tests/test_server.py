@@ -50,6 +50,8 @@ def test_page_assets_and_schema_are_served_locally(client):
         assert client.get(asset).status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/api/segment", "/api/cutout", "/api/models"} <= set(schema["paths"])
+    form = schema["components"]["schemas"]["Body_segment_api_segment_post"]["properties"]
+    assert form["output"]["enum"] == ["labels", "color", "json"]  # the choices are in the schema, checked by FastAPI
 
 
 def test_models_and_methods_are_listed(client):

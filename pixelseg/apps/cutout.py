@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import ImageColor
 
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.io import read_image, write_image
@@ -125,24 +126,17 @@ def refine_alpha(image: np.ndarray, mask: np.ndarray, radius: int = 8) -> np.nda
     return np.where(band, smooth, binary.astype(np.float32))
 
 
-NAMED_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 255, 0),
-                 "blue": (0, 0, 255), "grey": (128, 128, 128), "gray": (128, 128, 128)}
-
-
 def parse_colour(text: str) -> tuple[int, int, int] | None:
-    """"#rrggbb", "r,g,b" or a colour name; None when ``text`` is none of these."""
+    """A colour as Pillow's ``ImageColor`` reads it ("#rrggbb", "#rgb", "rgb(0, 255, 0)", a CSS name such as
+    "white"), or "r,g,b"; None when ``text`` is none of these."""
     text = text.strip().lower()
-    if text in NAMED_COLOURS:
-        return NAMED_COLOURS[text]
-    if text.startswith("#") and len(text) == 7:
-        try:
-            return tuple(int(text[i: i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-        except ValueError:
-            return None
     parts = text.split(",")
     if len(parts) == 3 and all(p.strip().isdigit() and int(p) <= 255 for p in parts):
         return tuple(int(p) for p in parts)  # type: ignore[return-value]
-    return None
+    try:
+        return ImageColor.getrgb(text)[:3]  # type: ignore[return-value]
+    except ValueError:
+        return None
 
 
 def composite(image: np.ndarray, alpha: np.ndarray, background: str | None) -> np.ndarray:

@@ -22,9 +22,11 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
@@ -82,45 +84,43 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def create_app(settings: ServerSettings | None = None):
-    """The FastAPI application; run it with uvicorn (``pixelseg serve`` does)."""
-    from pixelseg.classical import METHODS
-    from pixelseg.io import decode_image
+@dataclass
+class Services:
+    """What the routes share, one per application: the limits, the model store and the inference slots."""
 
-    settings = settings or ServerSettings()
-    store = ModelStore(settings.models_dir)
-    slots = asyncio.Semaphore(settings.max_concurrent)
-    app = FastAPI(title="pixelseg", description="Semantic segmentation and cutouts.", version="0.1.0")
-    app.state.settings, app.state.store = settings, store
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    settings: ServerSettings
+    store: ModelStore
+    slots: asyncio.Semaphore
 
-    @app.exception_handler(PixelsegError)
-    async def pixelseg_error(_: Request, error: PixelsegError):
-        return JSONResponse(status_code=400, content={"detail": str(error)})
+    async def read_upload(self, upload: UploadFile) -> np.ndarray:
+        """The uploaded image, decoded safely within the upload and pixel limits (413 / 400 otherwise)."""
+        from pixelseg.io import decode_image
 
-    async def read_upload(upload: UploadFile) -> np.ndarray:
-        data = await upload.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            raise HTTPException(413, f"upload is larger than the limit of {settings.max_upload_bytes:,} bytes")
+        limit = self.settings.max_upload_bytes
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise HTTPException(413, f"upload is larger than the limit of {limit:,} bytes")
         if not data:
             raise HTTPException(400, "the upload is empty")
         try:
-            return decode_image(data, upload.filename or "upload", settings.max_pixels)
+            return decode_image(data, Path(upload.filename or "upload").name, self.settings.max_pixels)
         except PixelsegError as error:
             raise HTTPException(400, str(error)) from None
 
-    def model_named(name: str):
+    def model_named(self, name: str):
         try:
-            return store.get(name)
+            return self.store.get(name)
         except KeyError:
-            raise HTTPException(404, f"no model {name!r}; available: {', '.join(store.names()) or 'none'}") from None
+            available = ", ".join(self.store.names()) or "none"
+            raise HTTPException(404, f"no model {name!r}; available: {available}") from None
         except PixelsegError as error:
             raise HTTPException(500, f"model {name!r} cannot be loaded: {error}") from None
 
-    async def run_limited(function, *args):
+    async def run_limited(self, function, *args):
         """Run ``function`` in a worker thread when one of the ``max_concurrent`` slots frees up."""
+        settings = self.settings
         try:
-            await asyncio.wait_for(slots.acquire(), timeout=settings.queue_timeout)
+            await asyncio.wait_for(self.slots.acquire(), timeout=settings.queue_timeout)
         except TimeoutError:
             raise HTTPException(503, "the server is busy; try again shortly",
                                 headers={"Retry-After": "5"}) from None
@@ -131,86 +131,131 @@ def create_app(settings: ServerSettings | None = None):
         except PixelsegError as error:
             raise HTTPException(400, str(error)) from None
         finally:
-            slots.release()
+            self.slots.release()
 
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(STATIC_DIR / "index.html")
 
-    @app.get("/api/models")
-    async def list_models() -> dict:
-        models = []
-        for name in store.names():
-            try:
-                classes = store.get(name).classes
-            except PixelsegError:
-                continue
-            models.append({"name": name, "classes": classes.names, "palette": [list(c) for c in classes.palette]})
-        return {"models": models, "methods": list(METHODS)}
+def get_services(request: Request) -> Services:
+    return request.app.state.services
 
-    @app.post("/api/segment")
-    async def segment(file: UploadFile = File(...), model: str | None = Form(None), method: str | None = Form(None),
-                      output: str = Form("labels"), crf: bool = Form(False)):
-        """Segment an image with ``model`` (default: the first available) or a classical ``method``."""
-        from pixelseg.engine.inference import predict_image, predict_regions
 
-        if output not in ("labels", "color", "json"):
-            raise HTTPException(422, "output must be labels, color or json")
-        if method and method not in METHODS:
-            raise HTTPException(404, f"no method {method!r}; available: {', '.join(METHODS)}")
-        image = await read_upload(file)
-        if method:
-            prediction = await run_limited(predict_regions, method, image)
-        else:
-            name = model or (store.names()[0] if store.names() else None)
-            if name is None:
-                raise HTTPException(404, "no model is available; start the server with --models-dir")
-            chosen = model_named(name)
-            crf_model = None
-            if crf:
-                from pixelseg.crf import DenseCRF
+ServicesDependency = Annotated[Services, Depends(get_services)]
+Output = Literal["labels", "color", "json"]
+router = APIRouter()
 
-                crf_model = DenseCRF()
-            prediction = await run_limited(lambda: predict_image(chosen, image, crf=crf_model))
-        labels = prediction.labels
-        if output == "json":
-            counts = np.bincount(labels.ravel().astype(np.int64), minlength=prediction.classes.num_classes)
-            total = int(labels.size)
-            return {"width": int(labels.shape[1]), "height": int(labels.shape[0]),
-                    "classes": [{"index": i, "name": prediction.classes.names[i] if i < prediction.classes.num_classes
-                                 else f"region_{i}", "pixels": int(c), "share": c / total}
-                                for i, c in enumerate(counts.tolist()) if c]}
-        if output == "color":
-            return Response(_png(prediction.colorize()), media_type="image/png")
-        return Response(_png(labels.astype(np.uint8 if labels.max() < 256 else np.uint16)), media_type="image/png")
 
-    @app.post("/api/cutout")
-    async def cutout(file: UploadFile = File(...), box: str | None = Form(None), model: str | None = Form(None),
-                     classes: str | None = Form(None), refine: bool = Form(False),
-                     background: str | None = Form(None)):
-        """An RGBA PNG (or RGB over ``background``) of the foreground: ``box`` = "x0,y0,x1,y1" and/or ``model``
-        with ``classes`` = "car,pedestrian"."""
-        from pixelseg.apps.cutout import CutoutSettings, cutout_image, parse_box, parse_class_names, parse_colour
+@router.get("/", include_in_schema=False)
+async def page():
+    return FileResponse(STATIC_DIR / "index.html")
 
+
+@router.get("/api/models")
+async def list_models(services: ServicesDependency) -> dict:
+    """The models (shipped ones and those in the models folder) with their classes, and the classical methods."""
+    from pixelseg.classical import METHODS
+
+    models = []
+    for name in services.store.names():
         try:
-            parsed_box = parse_box(box)
+            classes = services.store.get(name).classes
         except PixelsegError:
-            raise HTTPException(422, "box must be x0,y0,x1,y1 in pixels") from None
-        if background and background != "blur" and parse_colour(background) is None:
-            raise HTTPException(422, "background must be a colour (#rrggbb, r,g,b, white) or 'blur'; the server "
-                                     "reads no files")
-        image = await read_upload(file)
-        chosen = model_named(model) if model else None
-        cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes), refine=refine,
-                             background=background)
-        result, _ = await run_limited(cutout_image, image, cut)
-        return Response(_png(result), media_type="image/png")
+            continue
+        models.append({"name": name, "classes": classes.names, "palette": [list(c) for c in classes.palette]})
+    return {"models": models, "methods": list(METHODS)}
 
-    @app.get("/api/health")
-    async def health() -> dict:
-        return {"status": "ok", "models": store.names(), "limits": json.loads(json.dumps(settings.__dict__,
-                                                                                          default=str))}
 
+def _summary(prediction) -> dict:
+    labels, classes = prediction.labels, prediction.classes
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=classes.num_classes)
+    total = int(labels.size)
+    return {"width": int(labels.shape[1]), "height": int(labels.shape[0]),
+            "classes": [{"index": i, "name": classes.names[i] if i < classes.num_classes else f"region_{i}",
+                         "pixels": int(c), "share": c / total} for i, c in enumerate(counts.tolist()) if c]}
+
+
+@router.post("/api/segment")
+async def segment(services: ServicesDependency, file: UploadFile = File(...), model: str | None = Form(None),
+                  method: str | None = Form(None), output: Output = Form("labels"), crf: bool = Form(False)):
+    """Segment an image with ``model`` (default: the first available) or a classical ``method``."""
+    from pixelseg.classical import METHODS
+    from pixelseg.engine.inference import predict_image, predict_regions
+
+    if method and method not in METHODS:
+        raise HTTPException(404, f"no method {method!r}; available: {', '.join(METHODS)}")
+    image = await services.read_upload(file)
+    if method:
+        prediction = await services.run_limited(predict_regions, method, image)
+    else:
+        name = model or next(iter(services.store.names()), None)
+        if name is None:
+            raise HTTPException(404, "no model is available; start the server with --models-dir")
+        chosen = services.model_named(name)
+        crf_model = None
+        if crf:
+            from pixelseg.crf import DenseCRF
+
+            crf_model = DenseCRF()
+        prediction = await services.run_limited(lambda: predict_image(chosen, image, crf=crf_model))
+    if output == "json":
+        return _summary(prediction)
+    if output == "color":
+        return Response(_png(prediction.colorize()), media_type="image/png")
+    labels = prediction.labels
+    return Response(_png(labels.astype(np.uint8 if labels.max() < 256 else np.uint16)), media_type="image/png")
+
+
+@router.post("/api/cutout")
+async def cutout(services: ServicesDependency, file: UploadFile = File(...), box: str | None = Form(None),
+                 model: str | None = Form(None), classes: str | None = Form(None), refine: bool = Form(False),
+                 background: str | None = Form(None)):
+    """An RGBA PNG (or RGB over ``background``) of the foreground: ``box`` = "x0,y0,x1,y1" and/or ``model``
+    with ``classes`` = "car,pedestrian"."""
+    from pixelseg.apps.cutout import CutoutSettings, cutout_image, parse_box, parse_class_names, parse_colour
+
+    try:
+        parsed_box = parse_box(box)
+    except PixelsegError:
+        raise HTTPException(422, "box must be x0,y0,x1,y1 in pixels") from None
+    if background and background != "blur" and parse_colour(background) is None:
+        raise HTTPException(422, "background must be a colour (#rrggbb, r,g,b, white) or 'blur'; the server "
+                                 "reads no files")
+    image = await services.read_upload(file)
+    chosen = services.model_named(model) if model else None
+    cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes), refine=refine,
+                         background=background)
+    result, _ = await services.run_limited(cutout_image, image, cut)
+    return Response(_png(result), media_type="image/png")
+
+
+@router.get("/api/health")
+async def health(services: ServicesDependency) -> dict:
+    limits = json.loads(json.dumps(services.settings.__dict__, default=str))
+    return {"status": "ok", "models": services.store.names(), "limits": limits}
+
+
+async def pixelseg_error(_: Request, error: PixelsegError):
+    return JSONResponse(status_code=400, content={"detail": str(error)})
+
+
+async def validation_error(_: Request, error: RequestValidationError):
+    """422 with one readable sentence per bad field ("output must be 'labels', 'color' or 'json'")."""
+    problems = []
+    for item in error.errors():
+        field = str(item.get("loc", ["request"])[-1])
+        expected = (item.get("ctx") or {}).get("expected")
+        problems.append(f"{field} must be {expected}" if expected else f"{field}: {item.get('msg', 'invalid')}")
+    return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The FastAPI application; run it with uvicorn (``pixelseg serve`` does)."""
+    settings = settings or ServerSettings()
+    app = FastAPI(title="pixelseg", description="Semantic segmentation and cutouts.", version="0.1.0")
+    app.state.services = Services(settings, ModelStore(settings.models_dir), asyncio.Semaphore(settings.max_concurrent))
+    app.state.settings, app.state.store = settings, app.state.services.store
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(PixelsegError, pixelseg_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.include_router(router)
     return app
 
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-IGNORE_INDEX = 255
-"""The one ignore value used inside pixelseg: dataset-specific void labels are mapped to it on load."""
+from pixelseg.constants import IGNORE_INDEX  # dataset-specific void labels are mapped to it on load
 
 
 def default_palette(num_classes: int) -> list[tuple[int, int, int]]:

@@ -13,10 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from pixelseg.constants import IMAGENET_MEAN, IMAGENET_STD
 from pixelseg.data.classes import IGNORE_INDEX
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray | None, height: int, width: int):

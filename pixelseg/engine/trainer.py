@@ -26,13 +26,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data import open_dataset, require_clean
-from pixelseg.data.classes import IGNORE_INDEX
 from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import training_transform
 from pixelseg.engine import distributed
@@ -279,9 +280,29 @@ def _write_log(path: Path, history: list[dict]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def train(config: Config, resume: bool | str | Path = False, progress: bool = True) -> Path:
-    """Train as ``config`` says; returns the run directory. ``resume``: True for ``out_dir/last.pt``, or a path."""
-    out_dir = Path(config.train.out_dir)
+@dataclass
+class Run:
+    """Everything built from the config before the first step: data, model, loss, optimiser and schedule."""
+
+    config: Config
+    device: torch.device
+    context: distributed.Context
+    out_dir: Path
+    train_set: SegmentationDataset
+    val_set: SegmentationDataset | None
+    model: torch.nn.Module  # the model itself: what is saved and evaluated
+    trained: torch.nn.Module  # what the steps call: the model, or DDP around it
+    loss_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    amp_dtype: torch.dtype | None
+    steps_per_epoch: int
+    progress: bool
+
+
+def setup_process(config: Config, progress: bool) -> tuple[torch.device, distributed.Context, bool]:
+    """Threads, device, the process group under torchrun, seeds and deterministic kernels."""
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = select_device(config.train.device)
@@ -289,23 +310,31 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     if context.distributed and device.type == "cuda":
         device = torch.device("cuda", context.local_rank)
         torch.cuda.set_device(device)
-    progress = progress and context.is_main
     if context.is_main:
-        check_output_dir(out_dir)
+        check_output_dir(Path(config.train.out_dir))
     if config.train.batch_size % context.world_size:
         raise ConfigError(f"train.batch_size {config.train.batch_size} (the global batch) is not divisible by the "
                           f"{context.world_size} processes")
     seed_everything(config.train.seed)
     set_deterministic(config.train.deterministic)
+    return device, context, progress and context.is_main
 
+
+def build_data(config: Config, progress: bool):
+    """The checked training and validation sets, and the training set's class pixel counts."""
     train_set = open_split(config, config.data.train_split)
     report = require_clean(train_set, progress=progress)
     val_set = None
     if config.data.val_split:
         val_set = open_split(config, config.data.val_split)
         require_clean(val_set, progress=progress)
-    classes = train_set.classes
+    return train_set, val_set, report.class_pixels
 
+
+def build_model(config: Config, train_set: SegmentationDataset, resume: bool | str | Path) -> torch.nn.Module:
+    """The architecture for the dataset's classes, with the meta inference needs (normalisation from the encoder's
+    pretrained config, classes, the data it was trained on); ``train.init_from``'s weights unless resuming."""
+    classes = train_set.classes
     model = create(config.model["name"], num_classes=classes.num_classes,
                    **{k: v for k, v in config.model.items() if k != "name"})
     model.meta.update({
@@ -316,6 +345,11 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     })
     if config.train.init_from and not resume:
         initialise_from(model, Path(config.train.init_from))
+    return model
+
+
+def place_model(config: Config, model: torch.nn.Module, device: torch.device, context: distributed.Context):
+    """``(model, trained)``: synced batch norms under torchrun, the device, channels-last, DDP around it."""
     if context.distributed and config.train.sync_bn:
         if device.type == "cuda":  # timm's version keeps the activation of its fused BatchNormAct2d layers
             from timm.layers import convert_sync_batchnorm as timm_convert_sync_batchnorm
@@ -330,25 +364,39 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     if context.distributed:
         device_ids = [device] if device.type == "cuda" else None
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    loss_fn = build_loss({"ce": config.loss.ce, "focal": config.loss.focal, "dice": config.loss.dice},
-                         class_weights(config, report.class_pixels), classes.ignore_index,
-                         config.loss.focal_gamma).to(device)
+    return model, trained
 
+
+def count_steps(config: Config, train_set: SegmentationDataset) -> int:
+    """Optimizer steps per epoch (refused when the data cannot fill one step)."""
+    if len(train_set) < config.train.batch_size:
+        raise ConfigError(f"train.batch_size {config.train.batch_size} is larger than the {len(train_set)} "
+                          f"training samples")
+    steps = len(train_set) // config.train.batch_size // config.train.accumulate
+    if config.train.steps_per_epoch:
+        steps = min(steps, config.train.steps_per_epoch)
+    if steps == 0:
+        raise ConfigError(f"train.accumulate {config.train.accumulate} x train.batch_size {config.train.batch_size} "
+                          f"is more than the {len(train_set)} training samples: no optimizer step would run")
+    return steps
+
+
+def build_run(config: Config, resume: bool | str | Path = False, progress: bool = True) -> Run:
+    """Data, model, loss, optimiser, schedule and precision, in that order, as ``config`` says."""
+    device, context, progress = setup_process(config, progress)
+    train_set, val_set, class_pixels = build_data(config, progress)
+    model, trained = place_model(config, build_model(config, train_set, resume), device, context)
+    classes = train_set.classes
+    loss_fn = build_loss({"ce": config.loss.ce, "focal": config.loss.focal, "dice": config.loss.dice},
+                         class_weights(config, class_pixels), classes.ignore_index, config.loss.focal_gamma).to(device)
     train_set.transform = training_transform(
         tuple(config.data.crop_size), tuple(config.data.scale_range), config.data.base_scale, config.data.flip,
         config.data.color_jitter, model.meta["mean"], model.meta["std"])
     train_set.seed = config.train.seed
     if config.data.cache:
-        train_set.cache_in_memory(progress=progress and context.is_main)
-    if len(train_set) < config.train.batch_size:
-        raise ConfigError(f"train.batch_size {config.train.batch_size} is larger than the {len(train_set)} "
-                          f"training samples")
-    steps_per_epoch = len(train_set) // config.train.batch_size // config.train.accumulate
-    if config.train.steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.train.steps_per_epoch)
-    if steps_per_epoch == 0:
-        raise ConfigError(f"train.accumulate {config.train.accumulate} x train.batch_size {config.train.batch_size} "
-                          f"is more than the {len(train_set)} training samples: no optimizer step would run")
+        train_set.cache_in_memory(progress=progress)
+    steps_per_epoch = count_steps(config, train_set)
+    out_dir = Path(config.train.out_dir)
     if context.is_main:
         check_free_space(out_dir, model, config.optimizer.name)
     optimizer = build_optimizer(config, model)
@@ -359,104 +407,153 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
         precision = {None: "float32", torch.bfloat16: "bfloat16 autocast", torch.float16: "float16 autocast"}
         print(f"pixelseg: training on {device} in {precision[amp_dtype]} (train.amp: {config.train.amp}); "
               f"encoder weights: {model.meta.get('encoder_weights', 'none (random initialisation)')}", flush=True)
+    return Run(config, device, context, out_dir, train_set, val_set, model, trained, loss_fn, optimizer, scheduler,
+               scaler, amp_dtype, steps_per_epoch, progress)
 
-    start_epoch, best_miou, history, resumed_progress = 1, -1.0, [], None
-    if resume:
-        checkpoint = load_checkpoint(out_dir / "last.pt" if resume is True else resume)
-        if checkpoint["model_config"] != model.config:
-            raise CheckpointError(f"{resume}: checkpoint is for {checkpoint['model_config']}, "
-                                  f"the config builds {model.config}")
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        if scaler and checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        restore_rng_state(checkpoint["rng"])
-        start_epoch, best_miou, history = checkpoint["epoch"] + 1, checkpoint["best_miou"], checkpoint["history"]
-        if checkpoint.get("partial_epoch"):  # saved mid-epoch: continue after its last optimizer step
-            resumed_progress = EpochProgress(**checkpoint["partial_epoch"])
 
-    def checkpoint_state(finished_epoch: int, partial: EpochProgress | None = None) -> dict:
+class TrainingState:
+    """Where a run stands: epochs finished, best val mIoU, the log's rows and, mid-epoch, the epoch's progress.
+
+    :meth:`state_dict` is what ``last.pt`` and ``best.pt`` hold (with the model, optimiser, schedule, scaler, RNG
+    states and config); :meth:`load_state_dict` puts a run back where such a checkpoint left it (``--resume``)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.epoch, self.best_miou, self.history = 0, -1.0, []
+        self.partial: EpochProgress | None = None  # the resumed epoch's steps before the stop
+
+    def state_dict(self, finished_epoch: int | None = None, partial: EpochProgress | None = None) -> dict:
+        run = self.run
         return {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None, "epoch": finished_epoch, "best_miou": best_miou,
-            "history": history, "rng": rng_state(), "config": config.to_dict(), "model_config": model.config,
-            "model_meta": model.meta, "partial_epoch": partial.to_dict() if partial else None,
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler else None,
+            "epoch": self.epoch if finished_epoch is None else finished_epoch, "best_miou": self.best_miou,
+            "history": self.history, "rng": rng_state(), "config": run.config.to_dict(),
+            "model_config": run.model.config, "model_meta": run.model.meta,
+            "partial_epoch": partial.to_dict() if partial else None,
         }
 
-    # One shuffle for any number of processes: rank r takes every world_size-th image of the epoch's order, so
-    # the union of the ranks' batches is the batch a single process would draw.
-    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=context.world_size, rank=context.rank,
+    def load_state_dict(self, checkpoint: dict, source: str | Path) -> None:
+        run = self.run
+        if checkpoint["model_config"] != run.model.config:
+            raise CheckpointError(f"{source}: checkpoint is for {checkpoint['model_config']}, "
+                                  f"the config builds {run.model.config}")
+        run.model.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        run.scheduler.load_state_dict(checkpoint["scheduler"])
+        if run.scaler and checkpoint.get("scaler"):
+            run.scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng_state(checkpoint["rng"])
+        self.epoch, self.best_miou, self.history = checkpoint["epoch"], checkpoint["best_miou"], checkpoint["history"]
+        if checkpoint.get("partial_epoch"):  # saved mid-epoch: continue after its last optimizer step
+            self.partial = EpochProgress(**checkpoint["partial_epoch"])
+
+
+def epoch_loader(run: Run, epoch: int, done: EpochProgress | None) -> torch.utils.data.DataLoader:
+    """The epoch's batches after the ``done.steps`` already taken. One shuffle for any number of processes: rank r
+    takes every world_size-th image of the epoch's order, so the ranks' batches together are one process's batch."""
+    config, context = run.config, run.context
+    run.train_set.set_epoch(epoch)
+    sampler = torch.utils.data.DistributedSampler(run.train_set, num_replicas=context.world_size, rank=context.rank,
                                                   shuffle=True, seed=config.train.seed, drop_last=True)
+    sampler.set_epoch(epoch)
     rank_batch = config.train.batch_size // context.world_size
+    order = list(sampler)[done.steps * config.train.accumulate * rank_batch if done else 0:]
+    return torch.utils.data.DataLoader(
+        run.train_set, batch_size=rank_batch, sampler=order, drop_last=True, num_workers=config.data.workers,
+        pin_memory=run.device.type == "cuda", worker_init_fn=_ignore_sigint,
+        generator=torch.Generator().manual_seed(config.train.seed + epoch))  # leaves the global RNG alone
+
+
+def run_epoch(run: Run, state: TrainingState, epoch: int, stop_requested: Callable[[], bool]) -> EpochProgress:
+    """One epoch of optimizer steps (the rest of it, when resuming mid-epoch); ``last.pt`` every
+    ``train.checkpoint_every`` steps and when a stop is requested."""
+    done, state.partial = state.partial, None
+    started = time.time() - (done.seconds if done else 0.0)  # a resumed epoch counts its earlier steps
+
+    def after_step(progress_now: EpochProgress) -> bool:
+        stop = stop_requested()
+        if run.context.distributed:  # every rank stops after the same step
+            stop = bool(distributed.sum_across_ranks(torch.tensor([float(stop)], device=run.device)) > 0)
+        every = run.config.train.checkpoint_every
+        if run.context.is_main and (stop or (every and progress_now.steps % every == 0)):
+            progress_now.seconds = time.time() - started
+            save_checkpoint(run.out_dir / "last.pt", state.state_dict(epoch - 1, progress_now))
+        return stop
+
+    progress_now = train_one_epoch(run.trained, run.loss_fn, run.optimizer, run.scheduler,
+                                   epoch_loader(run, epoch, done), run.device, epoch, run.config.train.accumulate,
+                                   run.scaler, run.amp_dtype, run.steps_per_epoch, run.progress, done, after_step,
+                                   run.config.train.channels_last)
+    progress_now.seconds = time.time() - started
+    return progress_now
+
+
+def end_epoch(run: Run, state: TrainingState, epoch: int, progress_now: EpochProgress) -> None:
+    """Validation when due, the log's row, ``last.pt`` (and ``best.pt`` at a better val mIoU), the curve."""
+    config, started = run.config, time.time() - progress_now.seconds
+    train_loss = _mean_across_ranks(progress_now.mean_loss, run.device)
+    row = {"epoch": epoch, "train_loss": round(train_loss, 6), "lr": run.optimizer.param_groups[0]["lr"],
+           "val_miou": None, "val_pixel_accuracy": None}
+    validate = run.val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
+    if validate:
+        metrics = evaluate(run.model, run.val_set, tile=config.eval.tile, overlap=config.eval.overlap,
+                           progress=run.progress, workers=config.data.workers).metrics
+        row["val_miou"] = round(metrics["miou"], 6)
+        row["val_pixel_accuracy"] = round(metrics["pixel_accuracy"], 6)
+    row["seconds"] = round(time.time() - started, 1)
+    state.history.append(row)
+    state.epoch = epoch
+    improved = validate and row["val_miou"] > state.best_miou or (run.val_set is None and epoch == config.train.epochs)
+    if improved and row["val_miou"] is not None:
+        state.best_miou = row["val_miou"]
+    if run.context.is_main:
+        checkpoint = state.state_dict()
+        save_checkpoint(run.out_dir / "last.pt", checkpoint)
+        if improved:
+            save_checkpoint(run.out_dir / "best.pt", checkpoint)
+        _write_log(run.out_dir / "log.csv", state.history)
+        plot_training_curve(state.history, run.out_dir / "curve.png")
+        shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
+        print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)", flush=True)
+    distributed.barrier(run.context)
+
+
+def save_best_model(run: Run) -> None:
+    """``model/`` (safetensors + JSON) from ``best.pt``: what ``pixelseg.load`` and the other commands take."""
+    if run.context.is_main:
+        best = load_checkpoint(run.out_dir / "best.pt")
+        save_model(build_from_config(best["model_config"], best["model_meta"], best["model"],
+                                     run.out_dir / "best.pt"), run.out_dir / "model")
+    distributed.barrier(run.context)
+
+
+def _stopped(run: Run, message: str, barrier: bool = True) -> KeyboardInterrupt:
+    if barrier:  # mid-epoch every rank stops after the same step (run_epoch agrees on it); after an epoch each
+        distributed.barrier(run.context)  # rank's own signal decides, as torchrun signals them all
+    if run.context.is_main:
+        print(f"pixelseg: {message} continue with `pixelseg train CONFIG --resume`", flush=True)
+    return KeyboardInterrupt()
+
+
+def train(config: Config, resume: bool | str | Path = False, progress: bool = True) -> Path:
+    """Train as ``config`` says; returns the run directory. ``resume``: True for ``out_dir/last.pt``, or a path."""
+    run = build_run(config, resume, progress)
+    state = TrainingState(run)
+    if resume:
+        source = run.out_dir / "last.pt" if resume is True else Path(resume)
+        state.load_state_dict(load_checkpoint(source), source)
     with stop_requests() as stop_requested:
-        for epoch in range(start_epoch, config.train.epochs + 1):
-            done = resumed_progress if epoch == start_epoch else None
-            started = time.time() - (done.seconds if done else 0.0)  # a resumed epoch counts its earlier steps
-            train_set.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            order = list(sampler)[done.steps * config.train.accumulate * rank_batch if done else 0:]
-            loader = torch.utils.data.DataLoader(
-                train_set, batch_size=rank_batch, sampler=order, drop_last=True, num_workers=config.data.workers,
-                pin_memory=device.type == "cuda", worker_init_fn=_ignore_sigint,
-                generator=torch.Generator().manual_seed(config.train.seed + epoch))  # leaves the global RNG alone
-
-            def after_step(progress_now: EpochProgress, epoch: int = epoch, started: float = started) -> bool:
-                stop = stop_requested()
-                if context.distributed:  # every rank stops after the same step
-                    stop = bool(distributed.sum_across_ranks(torch.tensor([float(stop)], device=device)) > 0)
-                every = config.train.checkpoint_every
-                if context.is_main and (stop or (every and progress_now.steps % every == 0)):
-                    progress_now.seconds = time.time() - started
-                    save_checkpoint(out_dir / "last.pt", checkpoint_state(epoch - 1, progress_now))
-                return stop
-
-            progress_now = train_one_epoch(trained, loss_fn, optimizer, scheduler, loader, device, epoch,
-                                           config.train.accumulate, scaler, amp_dtype, steps_per_epoch, progress,
-                                           done, after_step, config.train.channels_last)
-            if progress_now.steps < steps_per_epoch:  # stopped by Ctrl-C or SIGTERM; last.pt holds this step
-                distributed.barrier(context)
-                if context.is_main:
-                    print(f"pixelseg: stopped in epoch {epoch} after step {progress_now.steps}/{steps_per_epoch}; "
-                          f"{out_dir / 'last.pt'} saved: continue with `pixelseg train CONFIG --resume`", flush=True)
-                raise KeyboardInterrupt
-            train_loss = _mean_across_ranks(progress_now.mean_loss, device)
-            row = {"epoch": epoch, "train_loss": round(train_loss, 6), "lr": optimizer.param_groups[0]["lr"],
-                   "val_miou": None, "val_pixel_accuracy": None}
-            validate = val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
-            if validate:
-                metrics = evaluate(model, val_set, tile=config.eval.tile, overlap=config.eval.overlap,
-                                   progress=progress, workers=config.data.workers).metrics
-                row["val_miou"] = round(metrics["miou"], 6)
-                row["val_pixel_accuracy"] = round(metrics["pixel_accuracy"], 6)
-            row["seconds"] = round(time.time() - started, 1)
-            history.append(row)
-            improved = validate and row["val_miou"] > best_miou or (val_set is None and epoch == config.train.epochs)
-            if improved:
-                best_miou = row["val_miou"] if row["val_miou"] is not None else best_miou
-            if context.is_main:
-                state = checkpoint_state(epoch)
-                save_checkpoint(out_dir / "last.pt", state)
-                if improved:
-                    save_checkpoint(out_dir / "best.pt", state)
-                _write_log(out_dir / "log.csv", history)
-                plot_training_curve(history, out_dir / "curve.png")
-                shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
-                print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)",
-                      flush=True)
-            distributed.barrier(context)
+        for epoch in range(state.epoch + 1, config.train.epochs + 1):
+            progress_now = run_epoch(run, state, epoch, stop_requested)
+            if progress_now.steps < run.steps_per_epoch:  # stopped by Ctrl-C or SIGTERM; last.pt holds this step
+                raise _stopped(run, f"stopped in epoch {epoch} after step {progress_now.steps}/"
+                                    f"{run.steps_per_epoch}; {run.out_dir / 'last.pt'} saved:")
+            end_epoch(run, state, epoch, progress_now)
             if stop_requested() and epoch < config.train.epochs:  # asked during validation or the last step
-                if context.is_main:
-                    print(f"pixelseg: stopped after epoch {epoch}; continue with `pixelseg train CONFIG --resume`",
-                          flush=True)
-                raise KeyboardInterrupt
-
-    if context.is_main:
-        best = load_checkpoint(out_dir / "best.pt")
-        save_model(build_from_config(best["model_config"], best["model_meta"], best["model"], out_dir / "best.pt"),
-                   out_dir / "model")
-    distributed.barrier(context)
-    return out_dir
+                raise _stopped(run, f"stopped after epoch {epoch};", barrier=False)
+    save_best_model(run)
+    return run.out_dir
 
 
 def _mean_across_ranks(value: float, device: torch.device) -> float:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
-from pixelseg.data.classes import IGNORE_INDEX
+from pixelseg.constants import IGNORE_INDEX
 from pixelseg.errors import ConfigError
 from pixelseg.losses.losses import CombinedLoss, CrossEntropyLoss, DiceLoss, FocalLoss
 from pixelseg.losses.weights import class_weights_from_counts

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelseg.data.classes import IGNORE_INDEX
+from pixelseg.constants import IGNORE_INDEX
 
 
 def _weight_tensor(class_weights: Sequence[float] | torch.Tensor | None) -> torch.Tensor | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pixelseg.data.classes import IGNORE_INDEX
+from pixelseg.constants import IGNORE_INDEX
 
 
 class ConfusionMatrix:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelseg.constants import IMAGENET_MEAN, IMAGENET_STD
 from pixelseg.data.classes import ClassInfo
-from pixelseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def he_initialisation(module: nn.Module) -> None:
