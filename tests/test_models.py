@@ -342,3 +342,10 @@ def test_upernet_with_a_256_channel_head_is_segmentation_models_pytorchs_network
     ours = create("upernet", num_classes=11, encoder="convnext_tiny", channels=256, aux_weight=0)
     count = [sum(p.numel() for p in model.parameters()) for model in (ours, theirs)]
     assert count[1] - count[0] == 2 * (96 + 192 + 384 + 768)  # smp's LayerNorm on each encoder feature
+
+
+def test_a_model_argument_typo_names_the_closest_argument():
+    with pytest.raises(ConfigError, match=r"model 'unet' has no argument 'encodr' \(did you mean 'encoder'\?\)"):
+        create("unet", num_classes=3, encodr="resnet18")
+    with pytest.raises(ConfigError, match="model 'deeplabv3plus' has no argument 'output_strde'"):
+        create("deeplabv3plus", num_classes=3, output_strde=8)

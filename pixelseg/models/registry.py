@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from pixelseg.errors import ConfigError
@@ -34,9 +35,22 @@ def get_factory(name: str) -> Callable:
     return _FACTORIES[name]
 
 
+def check_arguments(name: str, factory: Callable, kwargs: dict) -> None:
+    """An argument the architecture does not take is a ConfigError naming it, with the closest valid one."""
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = [p for p in parameters if p not in ("self", "num_classes")]
+    for key in kwargs:
+        if key not in parameters:
+            raise ConfigError(f"model {name!r} has no argument {key!r}{closest(key, valid)}; its arguments: "
+                              f"{', '.join(valid)}")
+
+
 def create(name: str, num_classes: int, **kwargs):
     """Build model ``name`` with ``num_classes`` outputs; kwargs go to the architecture (encoder, pretrained, ...)."""
     factory = get_factory(name)
+    check_arguments(name, factory, kwargs)
     try:
         model = factory(num_classes=num_classes, **kwargs)
     except TypeError as error:
