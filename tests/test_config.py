@@ -33,3 +33,16 @@ def test_bad_files(tmp_path):
     broken.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+def test_docs_config_md_is_the_generated_reference():
+    """docs/config.md lists every key; regenerate it with `python scripts/config_reference.py > docs/config.md`."""
+    from pathlib import Path
+
+    from pixelseg.engine.config import Config, reference_markdown
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    assert page == reference_markdown()
+    for section in ("data", "loss", "optimizer", "schedule", "train", "eval"):
+        for key in getattr(Config(), section).__dataclass_fields__:
+            assert f"| `{key}` |" in page

@@ -23,53 +23,53 @@ from pixelseg.utils import closest
 class DataConfig:
     layout: str = "auto"  # folder | camvid | voc | cityscapes | ade20k | labelme | auto
     root: str | None = None  # a path, or a name under $PIXELSEG_DATA (default ../shared/data)
-    train_split: str = "train"
-    val_split: str | None = "val"
+    train_split: str = "train"  # the split trained on: a folder, or a list in the splits_dir option
+    val_split: str | None = "val"  # the split validated on (null: none); best held-out whole sequences
     options: dict = field(default_factory=dict)  # layout options: num_classes, classes, value_map, splits_dir
     crop_size: list = field(default_factory=lambda: [256, 256])  # height, width
     base_scale: float = 1.0  # train (and predict) at this fraction of the original size
     scale_range: list = field(default_factory=lambda: [0.5, 2.0])  # random scale around base_scale
-    flip: bool = True
-    color_jitter: float = 0.3
-    workers: int = 2
+    flip: bool = True  # random horizontal flips
+    color_jitter: float = 0.3  # brightness, contrast and saturation jitter (0: none)
+    workers: int = 2  # data loader processes
     cache: bool = False  # decode every training image and mask once, keep them in memory (small datasets)
 
 
 @dataclass
 class LossConfig:
-    ce: float = 1.0
-    focal: float = 0.0
-    dice: float = 0.0
-    focal_gamma: float = 2.0
+    ce: float = 1.0  # weight of the cross-entropy term
+    focal: float = 0.0  # weight of the focal term (Lin et al. 2017)
+    dice: float = 0.0  # weight of the soft Dice term
+    focal_gamma: float = 2.0  # the focal term's gamma
     class_weights: Any = None  # null | median_frequency | enet | inverse_sqrt | [w0, w1, ...]
 
 
 @dataclass
 class OptimizerConfig:
     name: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 1e-4  # on weights, not on norms and biases
+    momentum: float = 0.9  # SGD (Nesterov) momentum
 
 
 @dataclass
 class ScheduleConfig:
     name: str = "poly"  # poly | cosine | constant
-    warmup_iters: int = 0
-    power: float = 0.9
-    min_lr: float = 0.0
+    warmup_iters: int = 0  # linear warm-up, in optimizer steps
+    power: float = 0.9  # poly decay exponent
+    min_lr: float = 0.0  # the floor the schedule decays to
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 8
+    epochs: int = 50  # passes over the training split
+    batch_size: int = 8  # the global batch (split over the processes under torchrun)
     accumulate: int = 1  # gradient accumulation steps
-    amp: str = "auto"  # auto (on CUDA) | bf16 | fp16 | off
-    seed: int = 0
-    val_every: int = 1
+    amp: str = "auto"  # auto: bf16 on CUDA and on CPUs with AMX / AVX512-BF16, float32 elsewhere
+    seed: int = 0  # weights, shuffling and augmentation all follow from it
+    val_every: int = 1  # validate every N epochs (and after the last)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    out_dir: str = "runs/run"
+    out_dir: str = "runs/run"  # last.pt, best.pt, model/, log.csv, curve.png
     steps_per_epoch: int | None = None  # cap on optimizer steps per epoch (quick runs)
     threads: int | None = None  # CPU threads for torch (default: all cores)
     init_from: str | None = None  # start from these weights (model dir or checkpoint of the same architecture)
@@ -83,7 +83,7 @@ class TrainConfig:
 class EvalConfig:
     scale: float | None = None  # predict at this fraction of the original size (default data.base_scale)
     tile: list | None = None  # sliding-window tile [height, width]; null predicts the whole image
-    overlap: float = 0.33
+    overlap: float = 0.33  # sliding-window overlap (0..1)
 
 
 @dataclass
@@ -224,3 +224,45 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         return config_from_dict(values)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}" if path else str(error)) from None
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """The comment at the end of each field's line in the dataclass source (what a user reads in this file)."""
+    import inspect
+    import re
+
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+        if match:
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+def reference_markdown() -> str:
+    """docs/config.md: every key of the config with its type, default, choices and meaning, from the dataclasses."""
+    lines = ["# Training config reference", "",
+             "Generated from `pixelseg/engine/config.py` by `python scripts/config_reference.py > docs/config.md` "
+             "(a test checks it is up to date). A config is a YAML file with these sections; every key is "
+             "optional except `model.name`, and `--set section.key=value` overrides any of them.", ""]
+    lines += ["## model", "", "`name` (an architecture from `pixelseg models`) and that architecture's arguments "
+              "(`encoder`, `pretrained`, `decoder_channels`, ...: its docstring lists them); a key it does not take "
+              "is refused with the closest valid one.", ""]
+    for section in dataclasses.fields(Config):
+        if section.name == "model":
+            continue
+        cls = typing.get_type_hints(Config)[section.name]
+        comments = _field_comments(cls)
+        lines += [f"## {section.name}", "", "| key | type | default | choices | meaning |", "|---|---|---|---|---|"]
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+            kind = getattr(hints[item.name], "__name__", str(hints[item.name])).replace("typing.", "")
+            kind = kind.replace(" | ", " or ")
+            choices = ", ".join(CHOICES.get(f"{section.name}.{item.name}", ()))
+            meaning = comments.get(item.name, "").replace(" | ", ", ").replace("|", "\\|")
+            lines.append(f"| `{item.name}` | {kind} | `{yaml.safe_dump(default, default_flow_style=True).strip()}` "
+                         f"| {choices} | {meaning} |".replace("\n...", ""))
+        lines.append("")
+    return "\n".join(lines)
+
