@@ -349,3 +349,30 @@ def test_a_model_argument_typo_names_the_closest_argument():
         create("unet", num_classes=3, encodr="resnet18")
     with pytest.raises(ConfigError, match="model 'deeplabv3plus' has no argument 'output_strde'"):
         create("deeplabv3plus", num_classes=3, output_strde=8)
+
+
+def test_every_architecture_documents_its_arguments_with_an_example_that_runs():
+    """smp-style docstrings: ``Args:`` for every constructor argument and an ``Example:`` run here as a doctest."""
+    import doctest
+    import inspect
+
+    import pixelseg
+    from pixelseg.models.registry import _FACTORIES
+
+    list_models()  # imports every architecture
+    for name, factory in _FACTORIES.items():
+        target = factory
+        if not inspect.isclass(factory):  # fcn8s, fcdensenet56, ...: the class they build documents the arguments
+            target = inspect.signature(factory).return_annotation
+            target = getattr(inspect.getmodule(factory), target) if isinstance(target, str) else target
+        doc = target.__doc__ or ""
+        assert "Args:" in doc and "Example:" in doc, name
+        arguments = [p for p in inspect.signature(target.__init__).parameters if p not in ("self", "base_options")]
+        for argument in arguments:
+            assert f"{argument}:" in doc, f"{name}: argument {argument!r} is not documented"
+        test = doctest.DocTestParser().get_doctest(doc, {"pixelseg": pixelseg, "torch": torch}, name, None, 0)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        with torch.no_grad():
+            runner.run(test)
+        results = runner.summarize(verbose=False)
+        assert results.failed == 0 and results.attempted >= 2, name

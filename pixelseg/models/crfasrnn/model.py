@@ -15,7 +15,19 @@ from pixelseg.models.registry import create, register_model
 
 @register_model("crfasrnn")
 class CRFasRNNModel(SegmentationModel):
-    """CRF-as-RNN: a base network followed by trainable mean-field CRF iterations (Zheng et al., 2015)."""
+    """CRF-as-RNN: a base network followed by trainable mean-field CRF iterations (Zheng et al., 2015).
+
+        Args:
+            num_classes: output classes.
+            base: the registered architecture producing the unary logits (FCN-8s in the paper).
+            iterations: mean-field iterations unrolled in training (5 in the paper, 10 at test time there).
+            **base_options: arguments of the base architecture (encoder, pretrained, ...).
+
+        Example:
+            >>> model = pixelseg.models.create("crfasrnn", num_classes=21, base="unet", encoder="resnet18")
+            >>> model(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 21, 64, 96])
+    """
 
     size_divisor = 1  # the base model pads for itself
 

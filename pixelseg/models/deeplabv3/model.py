@@ -36,7 +36,22 @@ def _atrous_encoder(encoder: str, in_channels: int, pretrained, output_stride: i
 
 @register_model("deeplabv3")
 class DeepLabV3(SegmentationModel):
-    """DeepLabv3: atrous encoder + ASPP (Chen et al., 2017)."""
+    """DeepLabv3: atrous encoder + ASPP (Chen et al., 2017).
+
+        Args:
+            num_classes: output classes.
+            encoder: timm encoder name, dilated to ``output_stride``; default ResNet-50.
+            in_channels: input channels.
+            pretrained: False, True (ImageNet weights: an installed weights package, else timm's
+                download) or a weights file.
+            output_stride: 8 or 16 (the ASPP rates are 12/24/36 at 8, 6/12/18 at 16, as in the paper).
+            decoder_channels: channels of the ASPP branches (256 in the paper).
+
+        Example:
+            >>> model = pixelseg.models.create("deeplabv3", num_classes=21, output_stride=16)
+            >>> model.eval()(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 21, 64, 96])
+    """
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, output_stride: int = 8, decoder_channels: int = 256) -> None:
@@ -52,7 +67,24 @@ class DeepLabV3(SegmentationModel):
 
 @register_model("deeplabv3plus")
 class DeepLabV3Plus(SegmentationModel):
-    """DeepLabv3+: atrous encoder, ASPP and a low-level skip decoder (Chen et al., ECCV 2018)."""
+    """DeepLabv3+: atrous encoder, ASPP and a low-level skip decoder (Chen et al., ECCV 2018).
+
+        Args:
+            num_classes: output classes.
+            encoder: timm encoder name, dilated to ``output_stride``; default ResNet-50.
+            in_channels: input channels.
+            pretrained: False, True (ImageNet weights: an installed weights package, else timm's
+                download) or a weights file.
+            output_stride: 16 (the paper's default) or 8.
+            decoder_channels: channels of the ASPP and the decoder (256 in the paper).
+            aspp_conv: depthwise-separable ASPP convolutions (the paper's Xception setting) instead of plain ones.
+            fuse_convs: 3x3 convolutions after the low-level skip (2 in the paper).
+
+        Example:
+            >>> model = pixelseg.models.create("deeplabv3plus", num_classes=11, encoder="resnet50")
+            >>> model.eval()(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 11, 64, 96])
+    """
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, output_stride: int = 16, decoder_channels: int = 256,

@@ -31,7 +31,17 @@ def _stage_2_or_3(dropout: float) -> nn.Sequential:
 
 @register_model("enet")
 class ENet(SegmentationModel):
-    """ENet: a real-time encoder-decoder for CPUs and edge devices (Paszke et al., 2016)."""
+    """ENet: a real-time encoder-decoder for CPUs and edge devices (Paszke et al., 2016).
+
+        Args:
+            num_classes: output classes.
+            in_channels: input channels.
+
+        Example:
+            >>> model = pixelseg.models.create("enet", num_classes=11)
+            >>> sum(p.numel() for p in model.parameters())  # the paper's 0.37M
+            363791
+    """
 
     size_divisor = 8
 

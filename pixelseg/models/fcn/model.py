@@ -27,7 +27,22 @@ from pixelseg.models.registry import register_model
 
 
 class FCN(SegmentationModel):
-    """FCN-32s / 16s / 8s (Long et al., CVPR 2015)."""
+    """FCN-32s / 16s / 8s (Long et al., CVPR 2015).
+
+        Args:
+            num_classes: output classes.
+            skips: 0 (FCN-32s), 1 (FCN-16s, the pool4 skip) or 2 (FCN-8s, pool4 and pool3); ``fcn32s``, ``fcn16s``
+                and ``fcn8s`` set it.
+            encoder: ``vgg16`` (the paper's, fc6/fc7 as convolutions) or a timm encoder name.
+            in_channels: input channels.
+            pretrained: False, True (timm's VGG16 ImageNet weights, fc6/fc7 reshaped) or a weights file.
+            fc_channels: width of fc6/fc7 (4096 in the paper; smaller for quick runs).
+
+        Example:
+            >>> model = pixelseg.models.create("fcn8s", num_classes=21)
+            >>> model(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 21, 64, 96])
+    """
 
     def __init__(self, num_classes: int, skips: int, encoder: str = "vgg16", in_channels: int = 3,
                  pretrained: bool | str | Path = False, fc_channels: int | None = None) -> None:

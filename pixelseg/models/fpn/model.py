@@ -26,7 +26,24 @@ from pixelseg.models.registry import register_model
 
 @register_model("fpn")
 class FPN(SegmentationModel):
-    """Semantic FPN: feature pyramid + per-level heads merged at 1/4 (Kirillov et al., CVPR 2019)."""
+    """Semantic FPN: feature pyramid + per-level heads merged at 1/4 (Kirillov et al., CVPR 2019).
+
+        Args:
+            num_classes: output classes.
+            encoder: timm encoder name (``timm.list_models()``); default ResNet-50.
+            in_channels: input channels (1 for grayscale).
+            pretrained: False, True (ImageNet weights: an installed weights package, else timm's
+                download) or a weights file.
+            pyramid_channels: channels of the pyramid's lateral and top-down path (256 in the paper).
+            segmentation_channels: channels of each level's head before the merge (128 in the paper).
+            dropout: dropout before the classifier.
+            pyramid_smoothing: the 3x3 convolution after each top-down merge.
+
+        Example:
+            >>> model = pixelseg.models.create("fpn", num_classes=11, encoder="resnet34")
+            >>> model(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 11, 64, 96])
+    """
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, pyramid_channels: int = 256, segmentation_channels: int = 128,

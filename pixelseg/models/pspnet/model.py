@@ -21,7 +21,23 @@ from pixelseg.models.registry import register_model
 
 @register_model("pspnet")
 class PSPNet(SegmentationModel):
-    """PSPNet: dilated ResNet + pyramid pooling + auxiliary head (Zhao et al., CVPR 2017)."""
+    """PSPNet: dilated ResNet + pyramid pooling + auxiliary head (Zhao et al., CVPR 2017).
+
+        Args:
+            num_classes: output classes.
+            encoder: timm encoder name, dilated to ``output_stride``; default ResNet-50.
+            in_channels: input channels.
+            pretrained: False, True (ImageNet weights: an installed weights package, else timm's
+                download) or a weights file.
+            output_stride: 8 (the paper) or 16.
+            bins: the pyramid's pooled grid sizes (1, 2, 3, 6 in the paper).
+            aux_weight: weight of the auxiliary head's loss on stage-3 features in training (0.4 in the paper).
+
+        Example:
+            >>> model = pixelseg.models.create("pspnet", num_classes=21, encoder="resnet50", output_stride=8)
+            >>> model.eval()(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 21, 64, 96])
+    """
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, output_stride: int = 8, bins: Sequence[int] = (1, 2, 3, 6),

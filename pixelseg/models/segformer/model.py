@@ -42,7 +42,20 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> None:
 
 @register_model("segformer")
 class SegFormer(SegmentationModel):
-    """SegFormer: Mix Transformer encoder + all-MLP decoder, variants b0-b5 (Xie et al., NeurIPS 2021)."""
+    """SegFormer: Mix Transformer encoder + all-MLP decoder, variants b0-b5 (Xie et al., NeurIPS 2021).
+
+        Args:
+            num_classes: output classes.
+            variant: the Mix Transformer size, ``b0`` (3.7M parameters) to ``b5``.
+            in_channels: input channels.
+            pretrained: False or a local MiT weights file (``.pth`` or ``.safetensors``).
+            drop_path: stochastic depth rate of the encoder (0.1 in the paper).
+
+        Example:
+            >>> model = pixelseg.models.create("segformer", num_classes=19, variant="b0")
+            >>> model(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 19, 64, 96])
+    """
 
     def __init__(self, num_classes: int, variant: str = "b0", in_channels: int = 3,
                  pretrained: bool | str | Path = False, drop_path: float = 0.1) -> None:

@@ -28,7 +28,18 @@ SEGNET_DECODER = ((512, 512, 512, 512), (512, 512, 512, 256), (256, 256, 256, 12
 
 @register_model("segnet")
 class SegNet(SegmentationModel):
-    """SegNet: VGG16-BN encoder, decoder upsampling with max-pooling indices (Badrinarayanan et al., TPAMI 2017)."""
+    """SegNet: VGG16-BN encoder, decoder upsampling with max-pooling indices (Badrinarayanan et al., TPAMI 2017).
+
+        Args:
+            num_classes: output classes.
+            in_channels: input channels.
+            pretrained: False, True (timm's ``vgg16_bn`` ImageNet weights) or a weights file.
+
+        Example:
+            >>> model = pixelseg.models.create("segnet", num_classes=11)
+            >>> model(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 11, 64, 96])
+    """
 
     def __init__(self, num_classes: int, in_channels: int = 3, pretrained: bool | str | Path = False) -> None:
         super().__init__()
@@ -61,7 +72,18 @@ class SegNetBasicEncoder(nn.Module):
 
 @register_model("segnet_basic")
 class SegNetBasic(SegmentationModel):
-    """SegNet-Basic: 4 stages of 7x7 convs with index unpooling (Badrinarayanan et al., TPAMI 2017)."""
+    """SegNet-Basic: 4 stages of 7x7 convs with index unpooling (Badrinarayanan et al., TPAMI 2017).
+
+        Args:
+            num_classes: output classes.
+            in_channels: input channels.
+            channels: channels of every stage (64 in the paper).
+
+        Example:
+            >>> model = pixelseg.models.create("segnet_basic", num_classes=11)
+            >>> model(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 11, 64, 96])
+    """
 
     size_divisor = 16
 

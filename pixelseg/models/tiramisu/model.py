@@ -27,7 +27,21 @@ from pixelseg.models.tiramisu.blocks import DenseBlock, TransitionDown, Transiti
 
 
 class FCDenseNet(SegmentationModel):
-    """FC-DenseNet with ``down_layers`` per down-path block, a ``bottleneck_layers`` block, mirrored up path."""
+    """FC-DenseNet with ``down_layers`` per down-path block, a ``bottleneck_layers`` block, mirrored up path.
+
+        Args:
+            num_classes: output classes.
+            in_channels: input channels.
+            growth: channels each dense layer adds (12 for FC-DenseNet56, 16 for 67 and 103).
+            down_layers: layers of each down-path dense block (the up path mirrors them).
+            bottleneck_layers: layers of the bottleneck block.
+            first_channels: channels of the first 3x3 convolution (48 in the paper).
+
+        Example:
+            >>> model = pixelseg.models.create("fcdensenet103", num_classes=11)  # or fcdensenet56 / fcdensenet67
+            >>> model(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 11, 64, 96])
+    """
 
     def __init__(self, num_classes: int, in_channels: int = 3, growth: int = 16,
                  down_layers: Sequence[int] = (4, 5, 7, 10, 12), bottleneck_layers: int = 15,

@@ -28,7 +28,21 @@ from pixelseg.models.unet.decoder import UNetDecoder, UpConvBlock, double_conv
 
 @register_model("unet")
 class UNet(SegmentationModel):
-    """U-Net with a timm encoder (Ronneberger et al., MICCAI 2015)."""
+    """U-Net with a timm encoder (Ronneberger et al., MICCAI 2015).
+
+        Args:
+            num_classes: output classes.
+            encoder: timm encoder name; default ResNet-34 (the shipped CamVid model: tf_efficientnet_lite2).
+            in_channels: input channels (1 for grayscale; timm adapts pretrained first-layer weights).
+            pretrained: False, True (ImageNet weights: an installed weights package, else timm's
+                download) or a weights file.
+            decoder_channels: channels of the five decoder stages, deepest first.
+
+        Example:
+            >>> model = pixelseg.models.create("unet", num_classes=11, encoder="tf_efficientnet_lite2")
+            >>> model.meta["mean"]  # the normalisation its ImageNet weights expect
+            [0.5, 0.5, 0.5]
+    """
 
     def __init__(self, num_classes: int, encoder: str = "resnet34", in_channels: int = 3,
                  pretrained: bool | str | Path = False,
@@ -46,7 +60,20 @@ class UNet(SegmentationModel):
 
 @register_model("unet_original")
 class UNetOriginal(SegmentationModel):
-    """The original U-Net, 64 -> 1024 channels, up-convolutions (Ronneberger et al., MICCAI 2015)."""
+    """The original U-Net, 64 -> 1024 channels, up-convolutions (Ronneberger et al., MICCAI 2015).
+
+        Args:
+            num_classes: output classes (2 in the paper).
+            in_channels: input channels (1 in the paper).
+            base_channels: channels of the first level, doubled at each level below (64 in the paper).
+            depth: poolings (4 in the paper).
+            batch_norm: batch norm after each convolution (not in the paper).
+
+        Example:
+            >>> model = pixelseg.models.create("unet_original", num_classes=2, in_channels=1)
+            >>> sum(p.numel() for p in model.parameters())  # the paper's 31.0M
+            31030658
+    """
 
     def __init__(self, num_classes: int, in_channels: int = 3, base_channels: int = 64, depth: int = 4,
                  batch_norm: bool = False) -> None:

@@ -25,7 +25,22 @@ from pixelseg.models.upernet.decoder import UPerHead
 
 @register_model("upernet")
 class UPerNet(SegmentationModel):
-    """UPerNet: pyramid pooling + FPN head on a ConvNeXt (or any timm) encoder (Xiao et al., ECCV 2018)."""
+    """UPerNet: pyramid pooling + FPN head on a ConvNeXt (or any timm) encoder (Xiao et al., ECCV 2018).
+
+        Args:
+            num_classes: output classes.
+            encoder: timm encoder name; default ConvNeXt-T (the ConvNeXt paper's ADE20K setting).
+            in_channels: input channels.
+            pretrained: False, True (ImageNet weights: an installed weights package, else timm's
+                download) or a weights file.
+            channels: channels of the head's pyramid pooling and FPN (512 in the paper).
+            aux_weight: weight of the auxiliary FCN head's loss in training (0.4).
+
+        Example:
+            >>> model = pixelseg.models.create("upernet", num_classes=150)
+            >>> model.eval()(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 150, 64, 96])
+    """
 
     def __init__(self, num_classes: int, encoder: str = "convnext_tiny", in_channels: int = 3,
                  pretrained: bool | str | Path = False, channels: int = 512, aux_weight: float = 0.4) -> None:
