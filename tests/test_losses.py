@@ -91,3 +91,44 @@ def test_auxiliary_head_loss_is_added_with_the_model_weight(batch):
     combined = segmentation_loss(model, loss, (logits, aux), labels)
     assert combined.item() == pytest.approx((loss(logits, labels) + 0.4 * loss(aux, labels)).item(), rel=1e-6)
     assert segmentation_loss(model, loss, logits, labels).item() == pytest.approx(loss(logits, labels).item())
+
+
+def test_lovasz_softmax_equals_one_minus_iou_on_hard_predictions():
+    """The Lovász extension agrees with the Jaccard loss on the vertices: one-hot probabilities give
+    mean over the classes present in the labels of 1 - IoU_c (Berman et al. 2018)."""
+    from pixelseg.losses import LovaszSoftmaxLoss
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (2, 9, 11), generator=generator)
+    labels[0, 0, :5] = 255  # ignored
+    predicted = torch.randint(0, 4, (2, 9, 11), generator=generator)
+    logits = torch.nn.functional.one_hot(predicted, 4).permute(0, 3, 1, 2).float() * 60.0  # softmax = one-hot
+    valid = labels != 255
+    expected = []
+    for c in torch.unique(labels[valid]).tolist():
+        truth, guess = (labels == c) & valid, (predicted == c) & valid
+        expected.append(1 - (truth & guess).sum() / (truth | guess).sum())
+    assert LovaszSoftmaxLoss()(logits, labels).item() == pytest.approx(torch.stack(expected).mean().item(), abs=1e-6)
+    perfect = torch.nn.functional.one_hot(labels.clamp(max=3), 4).permute(0, 3, 1, 2).float() * 60.0
+    assert LovaszSoftmaxLoss()(perfect, labels).item() == pytest.approx(0.0, abs=1e-6)
+    soft = torch.randn(2, 4, 9, 11, requires_grad=True)
+    LovaszSoftmaxLoss()(soft, labels).backward()
+    assert soft.grad.abs().sum() > 0
+
+
+def test_a_registered_loss_is_usable_from_the_config_in_one_place(monkeypatch):
+    from pixelseg import losses
+    from pixelseg.engine.config import config_from_dict
+
+    monkeypatch.setattr(losses, "LOSSES", dict(losses.LOSSES))
+
+    @losses.register_loss("scaled_ce")
+    def scaled_ce(class_weights=None, ignore_index=255, scale: float = 1.0):
+        """Cross-entropy times a constant."""
+        inner = losses.CrossEntropyLoss(class_weights, ignore_index)
+        return type("Scaled", (torch.nn.Module,), {"forward": lambda self, x, y: scale * inner(x, y)})()
+
+    config = config_from_dict({"model": {"name": "unet"}, "loss": {"ce": 0, "scaled_ce": 1.0, "scaled_ce_scale": 3}})
+    loss = build_loss(config.loss.weights, None, 255, options=config.loss.options)
+    logits, labels = torch.randn(1, 3, 4, 5), torch.randint(0, 3, (1, 4, 5))
+    assert loss(logits, labels).item() == pytest.approx(3 * F.cross_entropy(logits, labels).item(), rel=1e-5)

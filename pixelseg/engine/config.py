@@ -21,7 +21,7 @@ from pixelseg.utils import closest
 
 @dataclass
 class DataConfig:
-    layout: str = "auto"  # folder | camvid | voc | cityscapes | ade20k | labelme | auto
+    layout: str = "auto"  # a dataset layout (pixelseg.data.LAYOUTS), or auto: detected from the folders
     root: str | None = None  # a path, or a name under $PIXELSEG_DATA (default ../shared/data)
     train_split: str = "train"  # the split trained on: a folder, or a list in the splits_dir option
     val_split: str | None = "val"  # the split validated on (null: none); best held-out whole sequences
@@ -37,11 +37,37 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    ce: float = 1.0  # weight of the cross-entropy term
-    focal: float = 0.0  # weight of the focal term (Lin et al. 2017)
-    dice: float = 0.0  # weight of the soft Dice term
-    focal_gamma: float = 2.0  # the focal term's gamma
+    """The loss section: a weight per registered loss (``ce: 1.0``, ``dice: 0.5``, ``lovasz: 1.0``: any name in
+    :data:`pixelseg.losses.LOSSES`), a loss's options as ``NAME_OPTION`` (``focal_gamma: 2.0``) and the class weights
+    of the losses that take them. Cross-entropy has weight 1 unless the section says otherwise."""
+
+    weights: dict = field(default_factory=lambda: {"ce": 1.0})
+    options: dict = field(default_factory=dict)  # loss name -> {option: value}
     class_weights: Any = None  # null | median_frequency | enet | inverse_sqrt | [w0, w1, ...]
+
+    @classmethod
+    def from_mapping(cls, values: dict, prefix: str = "loss.") -> LossConfig:
+        from pixelseg.losses import LOSSES, loss_options
+
+        if not isinstance(values, dict):
+            raise ConfigError(f"{prefix.rstrip('.')}: expected a mapping, got {values!r}")
+        config = cls()
+        option_keys = {f"{name}_{option}": (name, option) for name in LOSSES for option in loss_options(name)}
+        for key, value in values.items():
+            if key == "class_weights":
+                config.class_weights = value
+            elif key in ("weights", "options") and isinstance(value, dict):  # a stored config (to_dict)
+                getattr(config, key).update(value)
+            elif key in LOSSES:
+                config.weights[key] = _check_value(prefix + key, value, float)
+            elif key in option_keys:
+                name, option = option_keys[key]
+                config.options.setdefault(name, {})[option] = value
+            else:
+                valid = ["class_weights", *LOSSES, *option_keys]
+                raise ConfigError(f"unknown config key {prefix + str(key)!r}{closest(key, valid)}; valid keys under "
+                                  f"loss: {', '.join(valid)} (a loss's weight, NAME_OPTION, class_weights)")
+        return config
 
 
 @dataclass
@@ -145,11 +171,19 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
 
 
 CHOICES = {
-    "data.layout": ("auto", "folder", "camvid", "voc", "cityscapes", "ade20k", "labelme"),
     "optimizer.name": ("adamw", "sgd"),
     "schedule.name": ("poly", "cosine", "constant"),
     "train.amp": ("auto", "bf16", "fp16", "off"),
 }
+
+
+def choices(key: str) -> tuple[str, ...]:
+    """The valid values of a config key that takes one of a few; the layouts come from their registry."""
+    if key == "data.layout":
+        from pixelseg.data.layouts import LAYOUTS
+
+        return ("auto", *LAYOUTS)
+    return CHOICES.get(key, ())
 
 
 def _build(cls: type, values: dict, prefix: str) -> Any:
@@ -163,11 +197,14 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
             raise ConfigError(f"unknown config key {prefix + str(key)!r}{closest(key, fields)}; "
                               f"valid keys under {prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}")
         hint = hints[key]
+        if hint is LossConfig:  # its keys come from the loss registry
+            kwargs[key] = LossConfig.from_mapping(value or {}, f"{prefix}{key}.")
+            continue
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
             continue
         checked = _check_value(prefix + key, value, hint)
-        allowed = CHOICES.get(prefix + key)
+        allowed = choices(prefix + key)
         if allowed and checked not in allowed:
             raise ConfigError(f"{prefix + key}: {checked!r} is not one of {', '.join(allowed)}"
                               f"{closest(checked, allowed)}")
@@ -239,6 +276,20 @@ def _field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+def _loss_reference() -> list[str]:
+    from pixelseg.losses import LOSSES, loss_options
+
+    lines = ["## loss", "", "A weight per loss (the loss is their weighted sum; `ce` is 1 unless set), each loss's "
+             "options as `NAME_OPTION`, and `class_weights` (`null`, `median_frequency`, `enet`, `inverse_sqrt` or "
+             "one number per class) for the losses that use them.", "",
+             "| key | default | options (`NAME_OPTION`, default) | loss |", "|---|---|---|---|"]
+    for name, factory in LOSSES.items():
+        options = ", ".join(f"`{name}_{k}` ({v})" for k, v in loss_options(name).items())
+        summary = (factory.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"| `{name}` | `{LossConfig().weights.get(name, 0.0)}` | {options} | {summary} |")
+    return [*lines, ""]
+
+
 def reference_markdown() -> str:
     """docs/config.md: every key of the config with its type, default, choices and meaning, from the dataclasses."""
     lines = ["# Training config reference", "",
@@ -251,6 +302,9 @@ def reference_markdown() -> str:
     for section in dataclasses.fields(Config):
         if section.name == "model":
             continue
+        if section.name == "loss":
+            lines += _loss_reference()
+            continue
         cls = typing.get_type_hints(Config)[section.name]
         comments = _field_comments(cls)
         lines += [f"## {section.name}", "", "| key | type | default | choices | meaning |", "|---|---|---|---|---|"]
@@ -259,10 +313,10 @@ def reference_markdown() -> str:
             default = item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
             kind = getattr(hints[item.name], "__name__", str(hints[item.name])).replace("typing.", "")
             kind = kind.replace(" | ", " or ")
-            choices = ", ".join(CHOICES.get(f"{section.name}.{item.name}", ()))
+            allowed = ", ".join(choices(f"{section.name}.{item.name}"))
             meaning = comments.get(item.name, "").replace(" | ", ", ").replace("|", "\\|")
             lines.append(f"| `{item.name}` | {kind} | `{yaml.safe_dump(default, default_flow_style=True).strip()}` "
-                         f"| {choices} | {meaning} |".replace("\n...", ""))
+                         f"| {allowed} | {meaning} |".replace("\n...", ""))
         lines.append("")
     return "\n".join(lines)
 

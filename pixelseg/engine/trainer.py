@@ -387,8 +387,8 @@ def build_run(config: Config, resume: bool | str | Path = False, progress: bool 
     train_set, val_set, class_pixels = build_data(config, progress)
     model, trained = place_model(config, build_model(config, train_set, resume), device, context)
     classes = train_set.classes
-    loss_fn = build_loss({"ce": config.loss.ce, "focal": config.loss.focal, "dice": config.loss.dice},
-                         class_weights(config, class_pixels), classes.ignore_index, config.loss.focal_gamma).to(device)
+    loss_fn = build_loss(config.loss.weights, class_weights(config, class_pixels), classes.ignore_index,
+                         options=config.loss.options).to(device)
     train_set.transform = training_transform(
         tuple(config.data.crop_size), tuple(config.data.scale_range), config.data.base_scale, config.data.flip,
         config.data.color_jitter, model.meta["mean"], model.meta["std"])
