@@ -296,6 +296,19 @@ def labelme(root: str | Path | None = None, split: str | None = None, *, classes
 LAYOUTS: dict[str, Callable[..., SegmentationDataset]] = {
     "folder": folder, "camvid": camvid, "voc": voc, "cityscapes": cityscapes, "ade20k": ade20k, "labelme": labelme,
 }
+"""The layout registry: name -> reader(root, split, **options). ``data.layout`` and ``--layout`` take any name."""
+
+
+def register_layout(name: str) -> Callable:
+    """Decorator: register a dataset reader ``reader(root, split, **options) -> SegmentationDataset`` as ``name``."""
+
+    def decorator(reader: Callable[..., SegmentationDataset]) -> Callable[..., SegmentationDataset]:
+        if name in LAYOUTS:
+            raise ValueError(f"dataset layout {name!r} is registered twice")
+        LAYOUTS[name] = reader
+        return reader
+
+    return decorator
 
 
 def detect_layout(root: str | Path) -> str:
