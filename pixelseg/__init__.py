@@ -19,18 +19,22 @@ from pixelseg.errors import CheckpointError, ConfigError, DataError, PixelsegErr
 
 if TYPE_CHECKING:
     from pixelseg import models
-    from pixelseg.models import create, load, save_model
+    from pixelseg.loading import load
+    from pixelseg.models import create, save_model
 
 __version__ = "0.1.0"
 
 __all__ = ["CheckpointError", "ConfigError", "DataError", "PixelsegError", "__version__", "create", "load", "models",
            "save_model"]
 
-_FROM_MODELS = ("create", "load", "save_model")
+_FROM_MODELS = ("create", "save_model")
 
 
 def __getattr__(name: str) -> Any:
-    """Import :mod:`pixelseg.models` on first use of it or of one of its functions (PEP 562)."""
+    """Import :mod:`pixelseg.models` (or :mod:`pixelseg.loading`) on first use of it or of one of its functions
+    (PEP 562)."""
+    if name == "load":
+        return importlib.import_module("pixelseg.loading").load
     if name == "models" or name in _FROM_MODELS:
         models = importlib.import_module("pixelseg.models")
         return models if name == "models" else getattr(models, name)

@@ -193,3 +193,36 @@ def load_torch_file(path: str | Path, map_location="cpu"):
                               f"loading it could run code ({refused[:200]}). Only load files you trust through "
                               f"torch.load(..., weights_only=False) yourself, then save their state dict again"
                               ) from None
+
+
+def read_checkpoint(path: str | Path, required: tuple[str, ...], kind: str = "pixelseg checkpoint",
+                    map_location="cpu") -> dict:
+    """A ``.pt`` file's dict, read without running code from it; it must hold the ``required`` entries."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = load_torch_file(path, map_location=map_location)
+    except (UnsafeFileError, CheckpointError):
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure means an unreadable checkpoint
+        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a {kind} (a {type(state).__name__}, not a dict)")
+    missing = [key for key in required if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a {kind} (no {' and no '.join(map(repr, missing))} entry)")
+    return state
+
+
+def as_rgb_array(image) -> np.ndarray:
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an RGB image array (H, W, 3), got shape {array.shape}")
+    return np.ascontiguousarray(array[..., :3]).astype(np.uint8)

@@ -1,41 +1,41 @@
-"""Colour label maps, overlays, and the plots written with runs and evaluations."""
+"""The plots written with runs and evaluations: training curve, confusion matrix, per-class IoU, examples.
+
+Matplotlib's object API (a ``Figure`` per plot, saved by its Agg canvas): no pyplot state and no process-wide
+``matplotlib.use``, so importing pixelseg changes nothing in a user's own plotting. The colour mapping of label
+maps is numpy only, in :mod:`pixelseg.colours`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pixelseg.data.classes import ClassInfo  # noqa: E402
-from pixelseg.io import atomic_path  # noqa: E402
-
-
-def colorize(labels: np.ndarray, classes: ClassInfo) -> np.ndarray:
-    """(H, W) class indices to an (H, W, 3) RGB image; the ignore index is black."""
-    return classes.palette_array()[labels.astype(np.int64) & 255]
+from pixelseg.colours import colorize, overlay  # noqa: F401 - also importable from here, as before
+from pixelseg.data.classes import ClassInfo
+from pixelseg.io import atomic_path
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, classes: ClassInfo, alpha: float = 0.5) -> np.ndarray:
-    """Blend the colour label map over the image."""
-    colours = colorize(labels, classes).astype(np.float32)
-    return np.clip(image.astype(np.float32) * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)
+def _figure(**options) -> Figure:
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
 
 
-def _save(figure, path: str | Path) -> None:
+def _save(figure: Figure, path: str | Path) -> None:
     path = Path(path)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
 
 
 def plot_training_curve(history: Sequence[dict], path: str | Path) -> None:
     """Training loss per epoch and validation mIoU, side by side."""
-    figure, (loss_axis, miou_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure = _figure(figsize=(10, 3.8))
+    loss_axis, miou_axis = figure.subplots(1, 2)
     epochs = [row["epoch"] for row in history]
     loss_axis.plot(epochs, [row["train_loss"] for row in history], marker="o", ms=3)
     loss_axis.set(xlabel="epoch", ylabel="training loss", title="Training loss")
@@ -54,7 +54,8 @@ def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path) -
     rows = matrix.sum(axis=1, keepdims=True)
     normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
     size = max(4.0, 0.55 * len(names) + 2)
-    figure, axis = plt.subplots(figsize=(size + 1, size))
+    figure = _figure(figsize=(size + 1, size))
+    axis = figure.subplots()
     shown = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axis.set_yticks(range(len(names)), names)
@@ -72,7 +73,8 @@ def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: str | Path) -
 def plot_class_iou(iou: Sequence[float], names: Sequence[str], path: str | Path, palette=None) -> None:
     """Horizontal bars of per-class IoU, with the mean drawn as a line."""
     values = np.nan_to_num(np.asarray(iou, dtype=np.float64) * 100, nan=0.0)
-    figure, axis = plt.subplots(figsize=(7, max(2.5, 0.32 * len(names) + 1)))
+    figure = _figure(figsize=(7, max(2.5, 0.32 * len(names) + 1)))
+    axis = figure.subplots()
     colours = [tuple(c / 255 for c in colour) for colour in palette] if palette else None
     axis.barh(range(len(names)), values, color=colours, edgecolor="black", linewidth=0.5)
     axis.set_yticks(range(len(names)), names)
@@ -89,7 +91,8 @@ def plot_examples(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
                   path: str | Path) -> None:
     """Rows of (image, ground truth, prediction) with a colour legend of the classes."""
     rows = len(examples)
-    figure, axes = plt.subplots(rows, 3, figsize=(11, 2.9 * rows + 0.6), squeeze=False)
+    figure = _figure(figsize=(11, 2.9 * rows + 0.6))
+    axes = figure.subplots(rows, 3, squeeze=False)
     for row, (image, truth, predicted) in enumerate(examples):
         for column, (picture, title) in enumerate(((image, "image"), (colorize(truth, classes), "ground truth"),
                                                    (colorize(predicted, classes), "prediction"))):
@@ -97,7 +100,7 @@ def plot_examples(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
             axes[row, column].set_axis_off()
             if row == 0:
                 axes[row, column].set_title(title)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=tuple(c / 255 for c in colour)) for colour in classes.palette]
+    handles = [Rectangle((0, 0), 1, 1, color=tuple(c / 255 for c in colour)) for colour in classes.palette]
     figure.legend(handles, classes.names, loc="lower center", ncol=min(6, classes.num_classes), fontsize=8,
                   frameon=False)
     figure.tight_layout(rect=(0, 0.06 if rows > 1 else 0.12, 1, 1))

@@ -41,8 +41,8 @@ import torch
 import pixelseg
 from pixelseg.engine.backends import with_backend
 from pixelseg.engine.benchmark import measure
-from pixelseg.engine.inference import predict_image, sliding_window_logits, window_positions
 from pixelseg.engine.predict import predict_files
+from pixelseg.inference import predict_image, sliding_window_logits, window_positions
 
 ARCHITECTURES = [  # label, pixelseg name and options, smp class name and encoder
     ("U-Net, ResNet-34", "unet", {"encoder": "resnet34"}, "Unet", "resnet34"),

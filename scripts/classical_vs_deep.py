@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pixelseg
 from pixelseg.classical import METHODS
+from pixelseg.classical.scoring import evaluate_method
 from pixelseg.crf import DenseCRF
 from pixelseg.data import open_dataset
 from pixelseg.engine import evaluate
-from pixelseg.engine.evaluate import evaluate_method
 from pixelseg.io import write_text
 
 

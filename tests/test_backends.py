@@ -9,9 +9,9 @@ from torch import nn
 import pixelseg
 from pixelseg.data import open_dataset
 from pixelseg.engine.backends import fold_batch_norms, with_backend
-from pixelseg.engine.inference import predict_image, predict_logits, sliding_window_logits
 from pixelseg.engine.predict import predict_files
 from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.inference import predict_image, predict_logits, sliding_window_logits
 from pixelseg.io import write_image
 from tests.conftest import requires_shared
 from tests.test_cli import pixelseg as run_cli

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pixelseg import classical
+from pixelseg.classical.scoring import assign_regions
 from pixelseg.cli.main import METHOD_NAMES
-from pixelseg.engine.evaluate import assign_regions
 from pixelseg.errors import ConfigError
 
 
@@ -110,8 +110,8 @@ def test_segment_reports_bad_names_and_options():
 
 
 def test_evaluation_maps_levels_once_per_dataset_and_regions_per_image(tmp_path):
+    from pixelseg.classical.scoring import best_level_mapping, evaluate_method
     from pixelseg.data import open_dataset
-    from pixelseg.engine.evaluate import best_level_mapping, evaluate_method
 
     # Levels 0..2 against 2 classes: the best-mIoU map sends level 0 to class 1 and levels 1, 2 to class 0.
     counts = np.array([[5, 90], [300, 10], [200, 5]])

@@ -11,8 +11,8 @@ from pixelseg.engine import evaluate, predict_files, train
 from pixelseg.engine import trainer as train_module
 from pixelseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelseg.engine.config import config_from_dict
-from pixelseg.engine.inference import predict_logits
 from pixelseg.errors import CheckpointError, DataError
+from pixelseg.inference import predict_logits
 from tests.conftest import tiny_config
 
 
@@ -197,7 +197,7 @@ def test_predict_files_never_overwrites_inputs_and_skips_bad_files(trained_run, 
 
 
 def test_test_time_augmentation_averages_flipped_and_rescaled_passes():
-    from pixelseg.engine.inference import predict_logits
+    from pixelseg.inference import predict_logits
     from pixelseg.models import create
 
     torch.manual_seed(0)

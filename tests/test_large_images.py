@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 from fastapi.testclient import TestClient
 
+from pixelseg import inference
 from pixelseg.apps.server import ServerSettings, create_app
-from pixelseg.engine import inference
 from pixelseg.io import write_image
 from pixelseg.models import create, save_model
 from tests.test_cli import pixelseg

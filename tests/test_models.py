@@ -220,7 +220,7 @@ def test_unknown_names_suggest_the_closest():
         create("unte", num_classes=2)
     with pytest.raises(ConfigError, match="unknown timm encoder 'resnet81'"):
         create("unet", num_classes=2, encoder="resnet81")
-    with pytest.raises(ConfigError, match="unexpected keyword argument 'encodr'"):
+    with pytest.raises(ConfigError, match=r"model 'unet' has no argument 'encodr' \(did you mean 'encoder'\?\)"):
         create("unet", num_classes=2, encodr="resnet18")
 
 

@@ -129,7 +129,7 @@ def test_excess_requests_wait_then_get_503_and_the_server_stays_up(models_dir):
     release = threading.Event()
     started = threading.Event()
 
-    import pixelseg.engine.inference as inference
+    import pixelseg.classical as inference
 
     original = inference.predict_regions
 

@@ -9,8 +9,8 @@ from PIL import Image
 import pixelseg
 from pixelseg.data import open_dataset
 from pixelseg.data.classes import CAMVID
+from pixelseg.loading import SHIPPED_DIR
 from pixelseg.metrics import ConfusionMatrix
-from pixelseg.models.serialization import SHIPPED_DIR
 from tests.conftest import requires_shared
 from tests.test_cli import pixelseg as run_cli
 

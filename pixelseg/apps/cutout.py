@@ -85,7 +85,7 @@ def foreground_mask(image: np.ndarray, settings: CutoutSettings) -> np.ndarray:
     if settings.model is not None:
         if not settings.classes:
             raise ConfigError("--model needs --classes: the classes that are foreground, e.g. car,pedestrian")
-        from pixelseg.engine.inference import predict_image
+        from pixelseg.inference import predict_image
 
         indices = class_indices(settings.model, settings.classes)
         prior = predict_image(settings.model, image).probabilities[indices].sum(0)

@@ -52,7 +52,7 @@ class ModelStore:
     Loaded once, on first use."""
 
     def __init__(self, models_dir: Path | None) -> None:
-        from pixelseg.models.serialization import SHIPPED_DIR
+        from pixelseg.loading import SHIPPED_DIR
 
         self.sources: dict[str, Path] = {}
         for directory in (SHIPPED_DIR, models_dir):
@@ -68,7 +68,7 @@ class ModelStore:
 
     def get(self, name: str):
         from pixelseg.engine.backends import with_backend
-        from pixelseg.models import load
+        from pixelseg.loading import load
 
         if name not in self.sources:  # a name, never a path: nothing outside the folders can be reached
             raise KeyError(name)
@@ -176,14 +176,15 @@ def _summary(prediction) -> dict:
 async def segment(services: ServicesDependency, file: UploadFile = File(...), model: str | None = Form(None),
                   method: str | None = Form(None), output: Output = Form("labels"), crf: bool = Form(False)):
     """Segment an image with ``model`` (default: the first available) or a classical ``method``."""
+    from pixelseg import classical
     from pixelseg.classical import METHODS
-    from pixelseg.engine.inference import predict_image, predict_regions
+    from pixelseg.inference import predict_image
 
     if method and method not in METHODS:
         raise HTTPException(404, f"no method {method!r}; available: {', '.join(METHODS)}")
     image = await services.read_upload(file)
     if method:
-        prediction = await services.run_limited(predict_regions, method, image)
+        prediction = await services.run_limited(classical.predict_regions, method, image)
     else:
         name = model or next(iter(services.store.names()), None)
         if name is None:

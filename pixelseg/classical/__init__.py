@@ -60,3 +60,15 @@ def segment(name: str, image: np.ndarray, **options) -> np.ndarray:
 
 __all__ = ["LEVEL_METHODS", "METHODS", "adaptive", "felzenszwalb", "get_method", "grabcut", "kmeans", "multi_otsu",
            "otsu", "region_growing", "segment", "slic", "split_and_merge", "watershed"]
+
+
+def predict_regions(method: str, image, **options):
+    """Regions of one image (a path, PIL image or RGB array) by ``method``, as a :class:`pixelseg.inference.Prediction`
+    without probabilities; the regions are numbered, not classes."""
+    from pixelseg.data.classes import ClassInfo
+    from pixelseg.inference import Prediction
+    from pixelseg.io import as_rgb_array
+
+    labels = segment(method, as_rgb_array(image), **options)
+    count = int(labels.max()) + 1 if labels.size else 1
+    return Prediction(labels, None, ClassInfo.numbered(min(count, 256)))

@@ -108,9 +108,9 @@ def _timed(function):
 
 
 def cmd_eval(args) -> int:
+    from pixelseg.classical.scoring import evaluate_method
     from pixelseg.data import open_dataset, require_clean
     from pixelseg.engine import distributed, evaluate
-    from pixelseg.engine.evaluate import evaluate_method
 
     if args.method:
         if args.checkpoint or args.crf:
@@ -169,8 +169,8 @@ def _report_skipped(failed: list[str], done: int) -> int:
 def cmd_predict(args) -> int:
     import functools
 
+    from pixelseg.classical import predict_regions
     from pixelseg.engine import predict_files, predict_image
-    from pixelseg.engine.inference import predict_regions
 
     if args.method:
         if args.model or args.crf:
@@ -181,7 +181,7 @@ def cmd_predict(args) -> int:
         predictor = functools.partial(predict_regions, args.method, **_key_values(args))
         what = f"method {args.method}"
     else:
-        from pixelseg.models.serialization import SHIPPED_DIR
+        from pixelseg.loading import SHIPPED_DIR
 
         # The default is the shipped model's folder itself, so a ./camvid folder (a dataset) cannot shadow it.
         model = _load_for_inference(args, args.model or SHIPPED_DIR / "camvid")

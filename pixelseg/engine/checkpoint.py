@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelseg.errors import CheckpointError, UnsafeFileError
-from pixelseg.io import atomic_path, load_torch_file
+from pixelseg.io import atomic_path, read_checkpoint
 
 
 def rng_state() -> dict:
@@ -41,18 +40,5 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        state = load_torch_file(path)
-    except UnsafeFileError:
-        raise
-    except Exception as error:  # noqa: BLE001 - any failure means an unreadable checkpoint
-        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a pixelseg training checkpoint (a {type(state).__name__}, not a dict)")
-    for key in ("model", "optimizer", "epoch", "config"):
-        if key not in state:
-            raise CheckpointError(f"{path}: not a pixelseg training checkpoint (no {key!r} entry)")
-    return state
+    """A training checkpoint (``last.pt``, ``best.pt``), read without running code from it."""
+    return read_checkpoint(path, ("model", "optimizer", "epoch", "config"), kind="pixelseg training checkpoint")

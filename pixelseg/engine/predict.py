@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from pixelseg.engine import distributed
-from pixelseg.engine.inference import Prediction, predict_image
 from pixelseg.errors import DataError
+from pixelseg.inference import Prediction, predict_image
 from pixelseg.io import IMAGE_EXTENSIONS, list_images, read_image, write_image
 from pixelseg.models.base import SegmentationModel
 from pixelseg.utils import progress_bar

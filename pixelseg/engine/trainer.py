@@ -44,7 +44,7 @@ from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.io import write_text
 from pixelseg.losses import build_loss, class_weights_from_counts
 from pixelseg.models import create, save_model
-from pixelseg.models.serialization import build_from_config
+from pixelseg.models.serialization import build_from_config, load_saved
 from pixelseg.utils import progress_bar
 from pixelseg.visualize import plot_training_curve
 
@@ -567,10 +567,8 @@ def _mean_across_ranks(value: float, device: torch.device) -> float:
 
 def initialise_from(model: torch.nn.Module, source: Path) -> None:
     """Copy the weights of a saved model or checkpoint of the same architecture into ``model`` (fine-tuning)."""
-    from pixelseg.models import load
-
     try:
-        trained = load(source)
+        trained = load_saved(source)
     except CheckpointError as error:
         raise ConfigError(f"train.init_from: {error}") from None
     if trained.config != model.config:

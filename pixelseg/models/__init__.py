@@ -15,6 +15,6 @@ from pixelseg.models import (  # noqa: F401 - registers the architectures
 )
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.registry import create, list_models, register_model
-from pixelseg.models.serialization import load, save_model
+from pixelseg.models.serialization import save_model
 
-__all__ = ["SegmentationModel", "create", "list_models", "load", "register_model", "save_model"]
+__all__ = ["SegmentationModel", "create", "list_models", "register_model", "save_model"]

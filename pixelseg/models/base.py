@@ -81,7 +81,7 @@ class SegmentationModel(nn.Module):
 
     def predict(self, image, **options):
         """Class map and probabilities for one image (path, PIL image or RGB array); see :func:`predict_image`."""
-        from pixelseg.engine.inference import predict_image
+        from pixelseg.inference import predict_image
 
         return predict_image(self, image, **options)
 

@@ -1,4 +1,5 @@
-"""Saving and loading whole models: weights as safetensors plus a JSON config, or a training checkpoint."""
+"""Saving whole models (weights as safetensors plus a JSON config) and rebuilding one from its config and weights;
+reading them from files is :mod:`pixelseg.loading`'s."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ from pathlib import Path
 
 import torch
 
-from pixelseg.errors import CheckpointError, PixelsegError, UnsafeFileError
-from pixelseg.io import atomic_path, load_torch_file, write_text
+from pixelseg.errors import CheckpointError, PixelsegError
+from pixelseg.io import atomic_path, read_checkpoint, write_text
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.registry import create
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
-"""Models that ship with the package, loadable by name: ``pixelseg.load("camvid")`` (see docs/models/)."""
 
 
 def save_model(model: SegmentationModel, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
@@ -56,35 +55,25 @@ def build_from_config(model_config: dict, meta: dict | None, state: dict, source
     return model.eval()
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
-    """A ready model (eval mode) from a model directory, a training checkpoint (``best.pt``, ``last.pt``), an ONNX
-    file written by ``pixelseg export`` (run by onnxruntime) or the name of a shipped model (``"camvid"``)."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() == ".onnx" and path.is_file():
-        from pixelseg.engine.backends import OnnxModel
+def load_model_directory(path: Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
+    """A model folder written by :func:`pixelseg.save_model`: ``config.json`` + ``model.safetensors``."""
+    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise CheckpointError(f"{path}: a model directory needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+    from safetensors.torch import load_file
 
-        return OnnxModel(path)
-    if not path.exists() and len(path.parts) == 1 and (SHIPPED_DIR / path.name).is_dir():
-        path = SHIPPED_DIR / path.name
-    if path.is_dir():
-        if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-            raise CheckpointError(f"{path}: a model directory needs {CONFIG_FILE} and {WEIGHTS_FILE}")
-        from safetensors.torch import load_file
-
-        try:
-            config = json.loads((path / CONFIG_FILE).read_text())
-            state = load_file(str(path / WEIGHTS_FILE), device=str(map_location))
-        except Exception as error:  # noqa: BLE001 - any failure means an unreadable model directory
-            raise CheckpointError(f"{path}: unreadable model directory ({error})") from None
-        return build_from_config(config["model"], config.get("meta"), state, path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint or model directory")
     try:
-        checkpoint = load_torch_file(path, map_location=map_location)  # never runs code from the file
-    except UnsafeFileError:
-        raise
-    except Exception as error:  # noqa: BLE001
-        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:
-        raise CheckpointError(f"{path}: not a pixelseg checkpoint (no model and model_config entries)")
+        config = json.loads((path / CONFIG_FILE).read_text())
+        state = load_file(str(path / WEIGHTS_FILE), device=str(map_location))
+        model_config, meta = config["model"], config.get("meta")
+    except Exception as error:  # noqa: BLE001 - any failure means an unreadable model directory
+        raise CheckpointError(f"{path}: unreadable model directory ({error})") from None
+    return build_from_config(model_config, meta, state, path)
+
+
+def load_saved(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationModel:
+    """A model from a model folder or a training checkpoint (``best.pt``), ready in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        return load_model_directory(path, map_location)
+    checkpoint = read_checkpoint(path, ("model", "model_config"), map_location=map_location)
     return build_from_config(checkpoint["model_config"], checkpoint.get("model_meta"), checkpoint["model"], path)

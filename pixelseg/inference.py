@@ -1,22 +1,27 @@
-"""Full-resolution inference: optional rescaling, optional sliding window, probabilities at input size."""
+"""Full-resolution inference: optional rescaling, optional sliding window, probabilities at input size.
+
+It needs only a module that maps normalised images to logits and has the ``meta`` of a pixelseg model; it imports
+no architecture, so :mod:`pixelseg.models` can offer ``model.predict`` through it without an import cycle.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from pixelseg.colours import colorize, overlay
 from pixelseg.crf import DenseCRF
 from pixelseg.data.classes import ClassInfo
-from pixelseg.io import read_image
-from pixelseg.models.base import SegmentationModel
-from pixelseg.visualize import colorize, overlay
+from pixelseg.io import as_rgb_array
+
+if TYPE_CHECKING:
+    from pixelseg.models.base import SegmentationModel
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -135,29 +140,6 @@ class Prediction:
 
     def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
         return overlay(image, self.labels, self.classes, alpha)
-
-
-def predict_regions(method: str, image, **options) -> Prediction:
-    """Regions of one image by a classical method (:mod:`pixelseg.classical`), as a Prediction without
-    probabilities; the regions are numbered, not classes."""
-    from pixelseg.classical import segment
-
-    labels = segment(method, as_rgb_array(image), **options)
-    count = int(labels.max()) + 1 if labels.size else 1
-    return Prediction(labels, None, ClassInfo.numbered(min(count, 256)))
-
-
-def as_rgb_array(image) -> np.ndarray:
-    if isinstance(image, (str, Path)):
-        return read_image(image)
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"expected an RGB image array (H, W, 3), got shape {array.shape}")
-    return np.ascontiguousarray(array[..., :3]).astype(np.uint8)
 
 
 def predict_image(model: SegmentationModel, image, scale: float | None = None, tile: tuple[int, int] | None = None,
