@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a model as ONNX (dynamic batch, height and width)")
     export.add_argument("checkpoint", help="checkpoint, model folder or shipped model name")
     export.add_argument("output", help="the .onnx file to write")
-    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18, the current exporter's)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     export.add_argument("--check-size", default="256,320",
                         help="HEIGHT,WIDTH of the random input the export is checked on (default 256,320)")

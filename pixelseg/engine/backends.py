@@ -18,7 +18,9 @@ bf16 instructions (AVX512-BF16, AMX), but the class maps are no longer identical
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import tempfile
 import warnings
@@ -181,7 +183,7 @@ class _PaddedForward(nn.Module):
         return self.model.forward_padded(images)
 
 
-def export_onnx(model: SegmentationModel, path: str | Path, opset: int = 17) -> Path:
+def export_onnx(model: SegmentationModel, path: str | Path, opset: int = 18) -> Path:
     """Write ``model`` as ONNX (input ``images``: N x 3 x H x W, normalised, H and W multiples of the model's
     size divisor; output ``logits``), dynamic batch, height and width; the model's config and meta (classes,
     normalisation, size divisor) go into the file's metadata. Written atomically."""
@@ -192,12 +194,13 @@ def export_onnx(model: SegmentationModel, path: str | Path, opset: int = 17) -> 
     dynamic = {0: "batch", 2: "height", 3: "width"}
     import onnx
 
-    with atomic_path(path) as temporary, torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: dynamic axes just work
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants: harmless here
-        torch.onnx.export(_PaddedForward(model), (example,), str(temporary), dynamo=False, opset_version=opset,
-                          input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": dynamic, "logits": dynamic})
+    with atomic_path(path) as temporary, torch.no_grad(), warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+        warnings.simplefilter("ignore", UserWarning)
+        # The current exporter (torch.export, then onnxscript): dynamic batch, height and width.
+        torch.onnx.export(_PaddedForward(model), (example,), str(temporary), dynamo=True, opset_version=opset,
+                          input_names=["images"], output_names=["logits"], external_data=False,
+                          dynamic_shapes=(dynamic,))
         graph = onnx.load(str(temporary))
         for key, value in {"pixelseg_config": model.config, "pixelseg_meta": model.meta,
                            "pixelseg_size_divisor": model.size_divisor}.items():
