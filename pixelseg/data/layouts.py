@@ -263,10 +263,10 @@ def ade20k(root: str | Path | None = None, split: str = "train", **_: object) ->
 def _labelme_classes(root: Path, class_names: list[str] | None) -> ClassInfo:
     if class_names:
         return ClassInfo(names=list(class_names))
-    labels_file = root / "labels.txt"
-    if not labels_file.is_file():
-        raise DataError(f"{root}: Labelme datasets need labels.txt (one class per line, background first), "
-                        "--classes a,b or data.options.classes")
+    labels_file = next((p for p in (root / "labels.txt", root.parent / "labels.txt") if p.is_file()), None)
+    if labels_file is None:  # beside the JSON files, or beside their folder as in Labelme's examples
+        raise DataError(f"{root}: Labelme datasets need labels.txt (one class per line, background first) in it or "
+                        "beside it, --classes a,b or data.options.classes")
     names = [n.strip() for n in labels_file.read_text().splitlines() if n.strip() and n.strip() != "__ignore__"]
     return ClassInfo(names=names)
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
-import cv2
 import numpy as np
+from PIL import Image, ImageDraw
 
 from pixelseg.data.classes import IGNORE_INDEX, ClassInfo
 from pixelseg.errors import DataError
@@ -94,10 +95,44 @@ class MaskDecoder:
         return self.map_raw(self.read_raw(path), path)
 
 
+def shape_mask(size: tuple[int, int], points, shape_type: str | None = None, line_width: int = 10,
+               point_size: int = 5) -> np.ndarray:
+    """The pixels one Labelme shape covers, drawn as Labelme itself draws them (``labelme.utils.shape_to_mask``):
+    Pillow's polygon, rectangle and ellipse with a one-pixel outline included, lines ``line_width`` wide and points
+    as discs of radius ``point_size``, so that masks equal labelme2voc's pixel for pixel."""
+    canvas = Image.new("L", (size[1], size[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    xy = [(float(x), float(y)) for x, y in points]
+    if shape_type == "circle":
+        if len(xy) != 2:
+            raise ValueError("a circle has 2 points (centre and a point on it)")
+        (cx, cy), (px, py) = xy
+        radius = math.hypot(cx - px, cy - py)
+        draw.ellipse(((cx - radius, cy - radius), (cx + radius, cy + radius)), outline=1, fill=1)
+    elif shape_type == "rectangle":
+        if len(xy) != 2:
+            raise ValueError("a rectangle has 2 points (opposite corners)")
+        (x0, y0), (x1, y1) = xy
+        draw.rectangle(((min(x0, x1), min(y0, y1)), (max(x0, x1), max(y0, y1))), outline=1, fill=1)
+    elif shape_type in ("line", "linestrip"):
+        draw.line(xy, fill=1, width=line_width)
+    elif shape_type == "point":
+        (cx, cy), radius = xy[0], point_size
+        draw.ellipse(((cx - radius, cy - radius), (cx + radius, cy + radius)), outline=1, fill=1)
+    elif shape_type in (None, "polygon", "oriented_rectangle"):
+        if len(xy) < 3:
+            raise ValueError("a polygon has more than 2 points")
+        draw.polygon(xy, outline=1, fill=1)
+    else:
+        raise ValueError(f"shape_type {shape_type!r} is not supported")
+    return np.asarray(canvas, dtype=bool)
+
+
 class LabelmeDecoder(MaskDecoder):
     """Rasterises Labelme JSON polygons (and rectangles, circles) into class indices.
 
-    Shapes are drawn in file order, so a later shape covers an earlier one, as Labelme shows them.
+    Shapes are drawn in file order as Labelme draws them (:func:`shape_mask`), so a later shape covers an earlier
+    one.
     Unlabelled pixels get class 0 (the background, as in labelme2voc); a shape named ``__ignore__`` is ignored.
     """
 
@@ -133,21 +168,14 @@ class LabelmeDecoder(MaskDecoder):
                     f"{path}: shape {number} has label {label!r}, which is not one of the classes "
                     f"{self.classes.names}"
                 )
-            points = np.asarray(shape.get("points", []), dtype=np.float64)
-            kind = shape.get("shape_type") or "polygon"
-            if points.ndim != 2 or len(points) == 0:
+            points = shape.get("points") or []
+            if not points:
                 raise DataError(f"{path}: shape {number} ({label!r}) has no points")
-            if kind == "rectangle":
-                (x0, y0), (x1, y1) = points[0], points[-1]
-                points = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-            if kind == "circle":
-                centre, edge = points[0], points[-1]
-                radius = int(round(float(np.hypot(*(edge - centre)))))
-                cv2.circle(mask, tuple(int(round(v)) for v in centre), radius, int(value), thickness=-1)
-            elif kind in ("line", "linestrip", "point", "points"):
-                cv2.polylines(mask, [np.round(points).astype(np.int32)], False, int(value), thickness=1)
-            else:
-                cv2.fillPoly(mask, [np.round(points).astype(np.int32)], int(value))
+            try:
+                drawn = shape_mask((height, width), points, shape.get("shape_type"))
+            except (ValueError, TypeError) as error:
+                raise DataError(f"{path}: shape {number} ({label!r}): {error}") from None
+            mask[drawn] = value
         return mask
 
     @staticmethod
