@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from pixelseg.colours import colorize, overlay
 from pixelseg.crf import DenseCRF
 from pixelseg.data.classes import ClassInfo
+from pixelseg.data.transforms import normalise as normalise_image
 from pixelseg.io import as_rgb_array
 
 if TYPE_CHECKING:
@@ -31,11 +32,8 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def normalise(image: np.ndarray, mean, std) -> torch.Tensor:
-    """(H, W, 3) uint8 to a normalised (1, 3, H, W) float tensor."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
-    mean = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return ((tensor - mean) / std).unsqueeze(0)
+    """(H, W, 3) uint8 to a normalised (1, 3, H, W) float tensor (:func:`pixelseg.data.transforms.normalise`)."""
+    return normalise_image(image, mean, std).unsqueeze(0)
 
 
 def _window_starts(length: int, window: int, stride: int) -> list[int]:

@@ -152,6 +152,11 @@ def write_image(path: str | Path, array: np.ndarray) -> None:
         image.save(temporary, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
 
 
+def label_image(labels: np.ndarray) -> np.ndarray:
+    """A label map as a PNG-writable array: 8-bit, or 16-bit where there are more than 256 classes or regions."""
+    return labels.astype(np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16)
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as temporary:

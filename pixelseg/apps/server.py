@@ -179,6 +179,7 @@ async def segment(services: ServicesDependency, file: UploadFile = File(...), mo
     from pixelseg import classical
     from pixelseg.classical import METHODS
     from pixelseg.inference import predict_image
+    from pixelseg.io import label_image
 
     if method and method not in METHODS:
         raise HTTPException(404, f"no method {method!r}; available: {', '.join(METHODS)}")
@@ -200,8 +201,7 @@ async def segment(services: ServicesDependency, file: UploadFile = File(...), mo
         return _summary(prediction)
     if output == "color":
         return Response(_png(prediction.colorize()), media_type="image/png")
-    labels = prediction.labels
-    return Response(_png(labels.astype(np.uint8 if labels.max() < 256 else np.uint16)), media_type="image/png")
+    return Response(_png(label_image(prediction.labels)), media_type="image/png")
 
 
 @router.post("/api/cutout")

@@ -120,16 +120,23 @@ class ColorJitter:
         return pixels, mask
 
 
+def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """An (H, W, C) uint8 image as a float (C, H, W) tensor, ``(image / 255 - mean) / std``: the one normalisation
+    of training, evaluation and every inference path."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+    mean_tensor = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+    std_tensor = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    return (tensor - mean_tensor) / std_tensor
+
+
 class ToTensor:
     """Normalised float (3, H, W) image tensor and int64 (H, W) mask tensor."""
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
-        self.mean = np.asarray(mean, dtype=np.float32) * 255
-        self.std = np.asarray(std, dtype=np.float32) * 255
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def __call__(self, image, mask, rng=None):
-        image = (np.ascontiguousarray(image, dtype=np.float32) - self.mean) / self.std
-        image_tensor = torch.from_numpy(image.transpose(2, 0, 1).copy())
+        image_tensor = normalise(image, self.mean, self.std)
         mask_tensor = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64)) if mask is not None else None
         return image_tensor, mask_tensor
 

@@ -15,7 +15,7 @@ import numpy as np
 from pixelseg.engine import distributed
 from pixelseg.errors import DataError
 from pixelseg.inference import Prediction, predict_image
-from pixelseg.io import IMAGE_EXTENSIONS, list_images, read_image, write_image
+from pixelseg.io import IMAGE_EXTENSIONS, label_image, list_images, read_image, write_image
 from pixelseg.models.base import SegmentationModel
 from pixelseg.utils import progress_bar
 
@@ -63,11 +63,6 @@ def plan_outputs(inputs: list[str | Path], out_dir: str | Path, kinds: tuple[str
                             "would collide, write them into different --out folders")
         stems[image.stem] = image
     return planned
-
-
-def label_image(labels: np.ndarray) -> np.ndarray:
-    """Labels as a PNG-writable array: 8-bit, or 16-bit where there are more than 256 regions."""
-    return labels.astype(np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16)
 
 
 def _write_outputs(outputs: dict[str, Path], prediction: Prediction, image: np.ndarray, alpha: float) -> list[Path]:

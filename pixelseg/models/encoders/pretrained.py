@@ -54,6 +54,29 @@ PACKAGED_WEIGHTS: dict[str, PackagedWeights] = {
 }
 
 
+def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.safetensors`` or PyTorch file (bare, or under a ``state_dict``/``model`` key)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = load_torch_file(path)  # tensors and plain data only: a file never runs code
+    except UnsafeFileError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure here means an unreadable file
+        raise CheckpointError(f"{path}: not a readable weights file ({error})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds no state dict")
+    return state
+
+
 def cache_dir() -> Path:
     """Where converted weights are kept: ``$PIXELSEG_CACHE``, else ``~/.cache/pixelseg``."""
     return Path(os.environ.get("PIXELSEG_CACHE", Path.home() / ".cache" / "pixelseg"))

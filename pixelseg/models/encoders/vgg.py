@@ -13,29 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelseg.errors import CheckpointError
+from pixelseg.models.encoders.pretrained import read_weights_file
 
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-
-
-def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a ``.safetensors`` or PyTorch file (bare, or under a ``state_dict``/``model`` key)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure here means an unreadable file
-        raise CheckpointError(f"{path}: not a readable weights file ({error})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: holds no state dict")
-    return state
 
 
 class VGG16Encoder(nn.Module):
@@ -63,7 +43,7 @@ class VGG16Encoder(nn.Module):
 
     def imagenet_state(self, pretrained: bool | str | Path) -> dict[str, torch.Tensor]:
         if isinstance(pretrained, (str, Path)):
-            return load_weights_file(pretrained)
+            return read_weights_file(pretrained)
         import timm
 
         name = "vgg16_bn.tv_in1k" if self.batch_norm else "vgg16.tv_in1k"

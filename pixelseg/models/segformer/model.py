@@ -17,6 +17,7 @@ import torch
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.encoders.mix_transformer import MIT_VARIANTS, MixTransformer
+from pixelseg.models.encoders.pretrained import read_weights_file
 from pixelseg.models.registry import register_model
 from pixelseg.models.segformer.decoder import AllMLPDecoder
 from pixelseg.utils import closest
@@ -27,16 +28,10 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> None:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{path}: MiT weights file not found")
+    state = read_weights_file(path)
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
         encoder.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError) as error:
+    except RuntimeError as error:
         raise CheckpointError(f"{path}: not loadable as MiT encoder weights ({str(error).splitlines()[0]})") from None
 
 
