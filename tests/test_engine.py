@@ -212,3 +212,18 @@ def test_test_time_augmentation_averages_flipped_and_rescaled_passes():
     assert both.shape == plain.shape
     assert torch.allclose(predict_logits(model, images.flip(-1), flip=True, scales=(0.75, 1.0)).flip(-1), both,
                           atol=1e-4)
+
+
+def test_tensorboard_logger_writes_step_and_epoch_scalars(shapes_root, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny_config(shapes_root, tmp_path / "run", epochs=2, steps_per_epoch=2, logger="tensorboard")
+    train(config_from_dict(config), progress=False)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "time/data", "time/step", "epoch/train_loss", "epoch/val_miou"} <= tags
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]  # each optimizer step, across epochs
+    assert all(e.value > 0 for e in events.Scalars("time/step"))
+    assert all(e.value >= 0 for e in events.Scalars("time/data"))
+    assert [e.step for e in events.Scalars("epoch/val_miou")] == [1, 2]

@@ -103,6 +103,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # also save last.pt every N optimizer steps inside an epoch (long epochs)
     deterministic: bool = False  # deterministic kernels (cuDNN autotuning off): same seed -> same metrics on GPUs too
     channels_last: bool = True  # weights and batches in channels-last layout: same arithmetic, faster convolutions
+    logger: str = "none"  # none, or tensorboard: per-step loss, lr, data and step time, per-epoch metrics
 
 
 @dataclass
@@ -183,6 +184,10 @@ def choices(key: str) -> tuple[str, ...]:
         from pixelseg.data.layouts import LAYOUTS
 
         return ("auto", *LAYOUTS)
+    if key == "train.logger":
+        from pixelseg.engine.loggers import LOGGERS
+
+        return tuple(LOGGERS)
     return CHOICES.get(key, ())
 
 

@@ -40,6 +40,7 @@ from pixelseg.engine import distributed
 from pixelseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
+from pixelseg.engine.loggers import NullLogger, build_logger
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.io import write_text
 from pixelseg.losses import build_loss, class_weights_from_counts
@@ -198,18 +199,25 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
                     scaler=None, amp_dtype=None, max_steps: int | None = None, progress: bool = True,
                     done: EpochProgress | None = None,
                     after_step: Callable[[EpochProgress], bool] | None = None,
-                    channels_last: bool = False) -> EpochProgress:
+                    channels_last: bool = False,
+                    log_step: Callable[[dict[str, float]], None] | None = None) -> EpochProgress:
     """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming).
 
     ``channels_last`` hands the batches to the model in channels-last layout (for a model converted to it). The
     scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
-    returns True the epoch stops there (an interruption). Returns where the epoch stands."""
+    returns True the epoch stops there (an interruption). ``log_step(values)`` gets each optimizer step's loss,
+    learning rate, seconds waiting for data and seconds of the step. Returns where the epoch stands."""
     model.train()
     state = done or EpochProgress()
     optimizer.zero_grad(set_to_none=True)
     remaining = (max_steps - state.steps) * accumulate if max_steps else len(loader)
     bar = progress_bar(loader, progress, desc=f"epoch {epoch}", total=min(len(loader), remaining))
+    waited = step_started = 0.0
+    fetch_started = time.perf_counter()
     for index, (images, masks) in enumerate(bar):
+        arrived = time.perf_counter()
+        waited += arrived - fetch_started
+        step_started = step_started or arrived
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -232,10 +240,16 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
             scheduler.step()
             state.steps += 1
             bar.set_postfix(loss=f"{state.mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            if log_step:
+                log_step({"train/loss": state.loss_total / max(state.batches, 1), "train/lr":
+                          optimizer.param_groups[0]["lr"], "time/data": waited,
+                          "time/step": time.perf_counter() - step_started})
+            waited = step_started = 0.0
             if max_steps and state.steps >= max_steps:
                 break
             if after_step and after_step(state):
                 break
+        fetch_started = time.perf_counter()
     return state
 
 
@@ -299,6 +313,7 @@ class Run:
     amp_dtype: torch.dtype | None
     steps_per_epoch: int
     progress: bool
+    logger: NullLogger
 
 
 def setup_process(config: Config, progress: bool) -> tuple[torch.device, distributed.Context, bool]:
@@ -407,8 +422,9 @@ def build_run(config: Config, resume: bool | str | Path = False, progress: bool 
         precision = {None: "float32", torch.bfloat16: "bfloat16 autocast", torch.float16: "float16 autocast"}
         print(f"pixelseg: training on {device} in {precision[amp_dtype]} (train.amp: {config.train.amp}); "
               f"encoder weights: {model.meta.get('encoder_weights', 'none (random initialisation)')}", flush=True)
+    logger = build_logger(config.train.logger, out_dir, context.is_main)
     return Run(config, device, context, out_dir, train_set, val_set, model, trained, loss_fn, optimizer, scheduler,
-               scaler, amp_dtype, steps_per_epoch, progress)
+               scaler, amp_dtype, steps_per_epoch, progress, logger)
 
 
 class TrainingState:
@@ -484,7 +500,8 @@ def run_epoch(run: Run, state: TrainingState, epoch: int, stop_requested: Callab
     progress_now = train_one_epoch(run.trained, run.loss_fn, run.optimizer, run.scheduler,
                                    epoch_loader(run, epoch, done), run.device, epoch, run.config.train.accumulate,
                                    run.scaler, run.amp_dtype, run.steps_per_epoch, run.progress, done, after_step,
-                                   run.config.train.channels_last)
+                                   run.config.train.channels_last,
+                                   log_step=lambda values: run.logger.step(run.scheduler.last_epoch, values))
     progress_now.seconds = time.time() - started
     return progress_now
 
@@ -513,6 +530,7 @@ def end_epoch(run: Run, state: TrainingState, epoch: int, progress_now: EpochPro
         if improved:
             save_checkpoint(run.out_dir / "best.pt", checkpoint)
         _write_log(run.out_dir / "log.csv", state.history)
+        run.logger.epoch(epoch, row)
         plot_training_curve(state.history, run.out_dir / "curve.png")
         shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
         print(f"epoch {epoch}/{config.train.epochs}: loss {train_loss:.4f}{shown} ({row['seconds']} s)", flush=True)
@@ -543,7 +561,7 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
     if resume:
         source = run.out_dir / "last.pt" if resume is True else Path(resume)
         state.load_state_dict(load_checkpoint(source), source)
-    with stop_requests() as stop_requested:
+    with stop_requests() as stop_requested, contextlib.closing(run.logger):
         for epoch in range(state.epoch + 1, config.train.epochs + 1):
             progress_now = run_epoch(run, state, epoch, stop_requested)
             if progress_now.steps < run.steps_per_epoch:  # stopped by Ctrl-C or SIGTERM; last.pt holds this step
