@@ -8,6 +8,7 @@ and whether CamVid data loading keeps up with the model.
     python scripts/bench_training.py --sections fc6 --steps 1 --size 176,240
     python scripts/bench_training.py --sections layout --float32-only --models upernet,deeplabv3plus --steps 3
     python scripts/bench_training.py --sections fusion_conv --batch 2 --steps 2
+    python scripts/bench_training.py --sections layout --models unet --encoder resnet18 --batch 4 --size 352,480
 
 - ``step``: U-Net/ResNet-34 and DeepLabv3+/ResNet-50 (the same networks on both sides: DeepLabv3+ with
   ``aspp_conv=True, fuse_convs=1``, smp's decoder layout; pixelseg's FPN has the
@@ -162,7 +163,7 @@ def section_layout(args) -> None:
     print("| model | float32 (s/step) | channels-last |" + (" bfloat16 autocast | both |" if with_bf16 else ""))
     print("|---|---:|---:|" + ("---:|---:|" if with_bf16 else ""))
     for name in args.models.split(","):
-        model = pixelseg.create(name, num_classes=11).train()
+        model = pixelseg.create(name, num_classes=11, **({"encoder": args.encoder} if args.encoder else {})).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
         def forward(batch: torch.Tensor, bf16: bool, model=model) -> torch.Tensor:
@@ -183,7 +184,7 @@ def section_layout(args) -> None:
                     times[key].append(elapsed)
         base = statistics.median(times["contiguous"])
         ratios = " | ".join(f"{base / statistics.median(times[key]):.2f}x" for key in list(settings)[1:])
-        print(f"| {name} | {base:.2f} | {ratios} |", flush=True)
+        print(f"| {name}{f' ({args.encoder})' if args.encoder else ''} | {base:.2f} | {ratios} |", flush=True)
     print()
 
 
@@ -323,6 +324,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", default="192,256", help="HEIGHT,WIDTH of training crops (multiples of 32: smp)")
     parser.add_argument("--models", default="unet,pspnet,fcdensenet56,segformer", help="for the layout section")
+    parser.add_argument("--encoder", help="layout section: this encoder instead of each model's default")
     parser.add_argument("--float32-only", action="store_true",
                         help="layout section: contiguous and channels-last only (no bfloat16 columns)")
     args = parser.parse_args()

@@ -1,0 +1,56 @@
+"""Latency of models side by side through pixelseg's inference path (one image, full resolution), in one run.
+
+    python scripts/compare_models.py runs/old_camvid camvid --size 360,480 --repeats 10
+
+Each round times one prediction of every model (torch.utils.benchmark, the same random image), so the models see
+the same machine state; the table gives the median per model and its ratio to the first model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils import benchmark
+
+import pixelseg
+from pixelseg.inference import predict_image
+from pixelseg.loading import SHIPPED_DIR
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="model folders, checkpoints or shipped names; the first is the base")
+    parser.add_argument("--size", default="360,480", help="HEIGHT,WIDTH of the image")
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    height, width = (int(v) for v in args.size.split(","))
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    models = {name: pixelseg.load(name) for name in args.models}
+    for model in models.values():
+        predict_image(model, image)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(args.repeats):
+        for name, model in models.items():
+            timer = benchmark.Timer("predict_image(model, image)", globals={"predict_image": predict_image,
+                                                                            "model": model, "image": image})
+            times[name].append(timer.timeit(1).median)
+    print(f"1 image {height}x{width}, {torch.get_num_threads()} CPU threads, eager float32, median of "
+          f"{args.repeats} rounds\n")
+    print("| model | architecture | parameters (M) | weights file (MB) | latency (ms) | vs first |")
+    print("|---|---|---:|---:|---:|---:|")
+    base = statistics.median(times[args.models[0]])
+    for name, model in models.items():
+        median = statistics.median(times[name])
+        folder = Path(name) if Path(name).is_dir() else SHIPPED_DIR / name
+        size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6 if folder.is_dir() else float("nan")
+        architecture = f"{model.config['name']} / {model.config.get('encoder', '-')}"
+        print(f"| {name} | {architecture} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f} | {size:.1f} | "
+              f"{1000 * median:.1f} | {base / median:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
