@@ -32,7 +32,6 @@ import multiprocessing
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch
 
 import pixelseg
 from pixelseg.engine.backends import with_backend
-from pixelseg.engine.benchmark import measure
+from pixelseg.engine.benchmark import measure, timed_call
 from pixelseg.engine.predict import predict_files
 from pixelseg.inference import predict_image, sliding_window_logits, window_positions
 
@@ -55,9 +54,7 @@ PATHS = [("as built", None, "fp32"), ("eager", "eager", "fp32"), ("onnx", "onnx"
 
 
 def seconds(function, *arguments) -> float:
-    started = time.perf_counter()
-    function(*arguments)
-    return time.perf_counter() - started
+    return timed_call(function, *arguments)[0]
 
 
 def median_ms(values: list[float]) -> float:

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
+from pixelseg.engine.benchmark import timed_call
 from pixelseg.metrics import ConfusionMatrix
 
 
 def median_seconds(function, repeats: int) -> float:
     function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed_call(function)[0] for _ in range(repeats))
 
 
 def main() -> None:

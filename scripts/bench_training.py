@@ -51,15 +51,16 @@ import torch
 import pixelseg
 from pixelseg.data import open_dataset
 from pixelseg.data.transforms import training_transform
+from pixelseg.engine.benchmark import timed_call
 
 
 def step_time(model, optimizer, loss_fn, images, labels) -> float:
-    started = time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(images), labels)
-    loss.backward()
-    optimizer.step()
-    return time.perf_counter() - started
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(images), labels).backward()
+        optimizer.step()
+
+    return timed_call(step)[0]
 
 
 def random_batch(args) -> tuple[torch.Tensor, torch.Tensor]:

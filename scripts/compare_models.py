@@ -2,8 +2,8 @@
 
     python scripts/compare_models.py runs/old_camvid camvid --size 360,480 --repeats 10
 
-Each round times one prediction of every model (torch.utils.benchmark, the same random image), so the models see
-the same machine state; the table gives the median per model and its ratio to the first model.
+Each round times one prediction of every model (timed_call: torch.utils.benchmark; the same random image), so the
+models see the same machine state; the table gives the median per model and its ratio to the first model.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils import benchmark
 
 import pixelseg
+from pixelseg.engine.benchmark import timed_call
 from pixelseg.inference import predict_image
 from pixelseg.loading import SHIPPED_DIR
 
@@ -35,9 +35,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(args.repeats):
         for name, model in models.items():
-            timer = benchmark.Timer("predict_image(model, image)", globals={"predict_image": predict_image,
-                                                                            "model": model, "image": image})
-            times[name].append(timer.timeit(1).median)
+            times[name].append(timed_call(predict_image, model, image)[0])
     print(f"1 image {height}x{width}, {torch.get_num_threads()} CPU threads, eager float32, median of "
           f"{args.repeats} rounds\n")
     print("| model | architecture | parameters (M) | weights file (MB) | latency (ms) | vs first |")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 import pixelseg
+from pixelseg.engine.benchmark import timed_call
 
 
 def peers(num_classes: int):
@@ -49,11 +49,7 @@ def peers(num_classes: int):
 
 
 def timed(model, images: torch.Tensor) -> float:
-    started = time.perf_counter()
-    output = model(images)
-    if isinstance(output, dict):  # torchvision returns {"out": logits}
-        output = output["out"]
-    return time.perf_counter() - started
+    return timed_call(model, images)[0]
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import inspect
 import multiprocessing
 import resource
 import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -30,6 +29,23 @@ class BenchmarkRow:
     gflops: float
     latency_ms: float
     peak_memory_mb: float
+
+
+def timed_call(function, *arguments, **keywords) -> tuple[float, object]:
+    """``(seconds, result)`` of one call of ``function``, timed by ``torch.utils.benchmark`` (which waits for CUDA
+    work too): the one timing helper of pixelseg's benchmarks and scripts."""
+    import logging
+
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found" on import
+    from torch.utils import benchmark as torch_benchmark
+
+    box: dict = {}
+
+    def call() -> None:
+        box["result"] = function(*arguments, **keywords)
+
+    seconds = torch_benchmark.Timer("call()", globals={"call": call}).timeit(1).median
+    return seconds, box.get("result")
 
 
 def _accepts(name: str, keyword: str) -> bool:
@@ -58,11 +74,7 @@ def measure(name: str, height: int, width: int, num_classes: int = 11, repeats: 
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # weights and input already allocated
         for _ in range(warmup):
             model(images)
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model(images)
-            times.append(time.perf_counter() - started)
+        times = [timed_call(model, images)[0] for _ in range(repeats)]
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         counter = FlopCounterMode(display=False)
         with counter:
