@@ -328,6 +328,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def registered(module: str, registry: str):
+    """An argparse ``type`` that accepts the names of a registry, imported only when the option is given (so that
+    ``pixelseg --help`` stays instant), and names the closest one for a typo."""
+    def check(value: str) -> str:
+        import importlib
+
+        from pixelseg.utils import closest
+
+        names = getattr(importlib.import_module(module), registry)
+        if value not in names:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(names)}{closest(value, names)}")
+        return value
+
+    check.__name__ = registry.lower()
+    return check
+
+
+def layout_name(value: str) -> str:
+    return value if value == "auto" else registered("pixelseg.data.layouts", "LAYOUTS")(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelseg", description="Semantic segmentation: train, evaluate, predict, "
                                                                   "cut out, serve.")
@@ -351,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--flip", action="store_true", help="test-time augmentation: average with the mirror image")
         sub.add_argument("--scales", help="test-time augmentation: average over these multiples of the scale, "
                                           "e.g. 0.75,1,1.25")
-        sub.add_argument("--backend", default="eager", choices=("eager", "onnx", "compile"),
+        sub.add_argument("--backend", default="eager", type=registered("pixelseg.engine.backends", "BACKENDS"),
                          help="eager: PyTorch with batch norms folded and channels-last (default); onnx: onnxruntime; "
                               "compile: torch.compile (slow first call per image size)")
         sub.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
@@ -368,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint (or a classical method) at full resolution")
     evaluate.add_argument("checkpoint", nargs="?", help="best.pt / last.pt or a model folder")
     evaluate.add_argument("--data", help="dataset root (default: the one the model was trained on)")
-    evaluate.add_argument("--layout", help="dataset layout (default: detected)")
+    evaluate.add_argument("--layout", type=layout_name, help="dataset layout (default: detected)")
     evaluate.add_argument("--split", help="split to evaluate (default: the validation split)")
     evaluate.add_argument("--out", help="folder for metrics.json and plots (default: beside the checkpoint)")
     evaluate.add_argument("--examples", type=int, default=4,
@@ -423,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     check = data_commands.add_parser("check", help="list counts, sizes, class frequencies and every problem")
     check.add_argument("path", help="dataset root")
-    check.add_argument("--layout", default="auto", help="folder, camvid, voc, cityscapes, ade20k, labelme or auto")
+    check.add_argument("--layout", default="auto", type=layout_name, help="dataset layout (default: detected)")
     check.add_argument("--split", help="split (default: all for folder/labelme, train otherwise)")
     check.add_argument("--classes", help="comma-separated class names (folder/labelme without a classes file)")
     check.add_argument("--num-classes", type=int, help="number of classes (folder layout without a classes file)")
@@ -437,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--pattern", default=r"^[^_]+",
                        help="regular expression on the file stem giving its group (its first capturing group, or the "
                             "whole match; default: the stem up to the first underscore)")
-    split.add_argument("--layout", default="auto", help="dataset layout (default: detected)")
+    split.add_argument("--layout", default="auto", type=layout_name, help="dataset layout (default: detected)")
     split.add_argument("--from", dest="source_splits", default="train",
                        help="comma-separated splits to draw the files from (default train; e.g. train,val)")
     split.add_argument("--out", required=True, help="folder for the split lists (data.options.splits_dir)")
@@ -459,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     bench.add_argument("--option", action="append", metavar="KEY=VALUE",
                        help="a model option for every architecture, e.g. decoder_channels=[128,64,32,16,16]")
-    bench.add_argument("--backend", choices=("eager", "onnx", "compile"),
+    bench.add_argument("--backend", type=registered("pixelseg.engine.backends", "BACKENDS"),
                        help="time an inference backend (default: the model as built, plain PyTorch)")
     bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="with --backend")
     bench.set_defaults(func=cmd_benchmark)

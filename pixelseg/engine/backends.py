@@ -24,6 +24,7 @@ import io
 import json
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,7 +35,6 @@ from pixelseg.io import atomic_path
 from pixelseg.models.base import SegmentationModel
 from pixelseg.utils import closest
 
-BACKENDS = ("eager", "onnx", "compile")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -254,6 +254,19 @@ def onnx_agreement(model: SegmentationModel, path: str | Path, height: int = 256
     return difference, (expected.argmax(1) == produced.argmax(1)).float().mean().item()
 
 
+def _onnx_backend(model: SegmentationModel, precision: str) -> SegmentationModel:
+    if precision != "fp32":
+        raise ConfigError("the onnx backend runs in float32 only (precision bf16 is for eager and compile)")
+    with tempfile.TemporaryDirectory() as folder:
+        return OnnxModel(export_onnx(model, Path(folder) / "model.onnx"))
+
+
+BACKENDS: dict[str, Callable[[SegmentationModel, str], SegmentationModel]] = {
+    "eager": EagerModel, "onnx": _onnx_backend, "compile": CompiledModel,
+}
+"""The inference backends: name -> factory(model, precision). ``--backend`` takes any name here."""
+
+
 def with_backend(model: SegmentationModel, backend: str = "eager", precision: str = "fp32") -> SegmentationModel:
     """``model`` ready for inference on ``backend`` (see the module docstring); the class maps are those of the
     plain model (float32) or close to them (bf16)."""
@@ -264,11 +277,4 @@ def with_backend(model: SegmentationModel, backend: str = "eager", precision: st
         if model.backend == backend and model.precision == precision:
             return model
         raise ConfigError(f"the model already runs on the {model.backend} backend; load the original for {backend}")
-    if backend == "eager":
-        return EagerModel(model, precision)
-    if backend == "compile":
-        return CompiledModel(model, precision)
-    if precision != "fp32":
-        raise ConfigError("the onnx backend runs in float32 only (precision bf16 is for eager and compile)")
-    with tempfile.TemporaryDirectory() as folder:
-        return OnnxModel(export_onnx(model, Path(folder) / "model.onnx"))
+    return BACKENDS[backend](model, precision)
