@@ -14,5 +14,8 @@ def colorize(labels: np.ndarray, classes: ClassInfo) -> np.ndarray:
 
 def overlay(image: np.ndarray, labels: np.ndarray, classes: ClassInfo, alpha: float = 0.5) -> np.ndarray:
     """Blend the colour label map over the image."""
+    from pixelseg.io import rgb_view
+
     colours = colorize(labels, classes).astype(np.float32)
-    return np.clip(image.astype(np.float32) * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)
+    image = rgb_view(image).astype(np.float32)  # grey or more than three channels: shown as RGB
+    return np.clip(image * (1 - alpha) + colours * alpha, 0, 255).astype(np.uint8)

@@ -19,10 +19,15 @@ from pixelseg.colours import colorize, overlay
 from pixelseg.crf import DenseCRF
 from pixelseg.data.classes import ClassInfo
 from pixelseg.data.transforms import normalise as normalise_image
-from pixelseg.io import as_rgb_array
+from pixelseg.io import as_image_array
 
 if TYPE_CHECKING:
     from pixelseg.models.base import SegmentationModel
+
+
+def input_channels(model) -> int:
+    """The channels a model takes (its ``in_channels``; 3 unless built otherwise)."""
+    return int(getattr(model, "config", {}).get("in_channels", 3))
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -149,7 +154,7 @@ def predict_image(model: SegmentationModel, image, scale: float | None = None, t
     the probabilities with the image's colours (dense CRF); ``flip`` and ``scales``: test-time augmentation
     (see :func:`predict_logits`).
     """
-    array = as_rgb_array(image)
+    array = as_image_array(image, input_channels(model))
     model.eval()
     scale = model.meta.get("inference_scale", 1.0) if scale is None else scale
     tensor = normalise(array, model.meta["mean"], model.meta["std"]).to(model_device(model))

@@ -71,13 +71,19 @@ def _open(source: Path | io.BytesIO, name: str | Path, max_pixels: int | None = 
     return image
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as an RGB ``uint8`` array of shape (H, W, 3).
+CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+"""What an image file is read as, by the number of channels a model takes (4: RGB + a fourth band, e.g. NIR)."""
+
+
+def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """Read an image as a ``uint8`` array of shape (H, W, channels): RGB by default, grey for 1, RGBA for 4.
 
     EXIF orientation is applied; grayscale, palette, RGBA, CMYK and 16-bit images are converted.
     """
     path = Path(path)
-    return _to_rgb(_open(path, path))
+    if channels not in CHANNEL_MODES:
+        raise DataError(f"{path}: images are read with 1, 3 or 4 channels, not {channels}")
+    return _to_array(_open(path, path), CHANNEL_MODES[channels])
 
 
 def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
@@ -86,14 +92,19 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = Non
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
+    return _to_array(image, "RGB")
+
+
+def _to_array(image: Image.Image, mode: str) -> np.ndarray:
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         top = array.max() if array.max() > 0 else 1.0
         image = Image.fromarray((array * (255.0 / top)).astype(np.uint8))
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8).copy()
+    if image.mode != mode:
+        image = image.convert(mode)
+    array = np.asarray(image, dtype=np.uint8).copy()
+    return array[..., None] if array.ndim == 2 else array
 
 
 def read_label_image(path: str | Path) -> np.ndarray:
@@ -218,6 +229,29 @@ def read_checkpoint(path: str | Path, required: tuple[str, ...], kind: str = "pi
     if missing:
         raise CheckpointError(f"{path}: not a {kind} (no {' and no '.join(map(repr, missing))} entry)")
     return state
+
+
+def as_image_array(image, channels: int = 3) -> np.ndarray:
+    """A path, PIL image or array as an (H, W, channels) ``uint8`` array for a model that takes ``channels``."""
+    if channels == 3:
+        return as_rgb_array(image)
+    if isinstance(image, (str, Path)):
+        return read_image(image, channels)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert(CHANNEL_MODES.get(channels, "RGB")))
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] != channels:
+        raise DataError(f"expected an image array (H, W, {channels}) for this model, got shape {array.shape}")
+    return np.ascontiguousarray(array).astype(np.uint8)
+
+
+def rgb_view(image: np.ndarray) -> np.ndarray:
+    """An (H, W, C) image as RGB for pictures: grey repeated, the first three of more channels."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
 
 
 def as_rgb_array(image) -> np.ndarray:

@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 
 from pixelseg.colours import colorize, overlay  # noqa: F401 - also importable from here, as before
 from pixelseg.data.classes import ClassInfo
-from pixelseg.io import atomic_path
+from pixelseg.io import atomic_path, rgb_view
 
 
 def _figure(**options) -> Figure:
@@ -94,7 +94,8 @@ def plot_examples(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     figure = _figure(figsize=(11, 2.9 * rows + 0.6))
     axes = figure.subplots(rows, 3, squeeze=False)
     for row, (image, truth, predicted) in enumerate(examples):
-        for column, (picture, title) in enumerate(((image, "image"), (colorize(truth, classes), "ground truth"),
+        for column, (picture, title) in enumerate(((rgb_view(image), "image"),
+                                                   (colorize(truth, classes), "ground truth"),
                                                    (colorize(predicted, classes), "prediction"))):
             axes[row, column].imshow(picture)
             axes[row, column].set_axis_off()

@@ -60,6 +60,8 @@ class SegmentationDataset(Dataset):
         root: Path | None = None,
         split: str | None = None,
         problems: list[Problem] | None = None,
+        image_channels: int = 3,
+        extra_channels: list[Path] | None = None,
     ) -> None:
         self.samples = samples
         self.classes = classes
@@ -72,6 +74,13 @@ class SegmentationDataset(Dataset):
         self.seed = 0
         self.epoch = 0
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+        self.image_channels = image_channels  # how image files are read: 1 (grey), 3 (RGB) or 4 (RGBA)
+        self.extra_channels = list(extra_channels or [])  # folders of one more grey band each, same file stems
+
+    @property
+    def channels(self) -> int:
+        """The channels of the images this dataset gives (what the model's ``in_channels`` must be)."""
+        return self.image_channels + len(self.extra_channels)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -88,7 +97,21 @@ class SegmentationDataset(Dataset):
         if sample.image is None and isinstance(self.decoder, LabelmeDecoder):
             source = LabelmeDecoder.image_path_or_data(sample.mask)  # type: ignore[arg-type]
             return source if isinstance(source, np.ndarray) else read_image(source)
-        return read_image(sample.image)  # type: ignore[arg-type]
+        image = read_image(sample.image, self.image_channels)  # type: ignore[arg-type]
+        if not self.extra_channels:
+            return image
+        bands = [image]
+        for folder in self.extra_channels:
+            band_file = next((p for p in folder.glob(f"{sample.name}.*") if p.is_file()), None)
+            if band_file is None:
+                raise DataError(f"{sample.image}: no matching band in {folder}/ (no {sample.name}.* there; "
+                                f"data.options.extra_channels)")
+            band = read_image(band_file, 1)
+            if band.shape[:2] != image.shape[:2]:
+                raise DataError(f"{band_file}: {band.shape[1]}x{band.shape[0]}, but its image {sample.image} is "
+                                f"{image.shape[1]}x{image.shape[0]}")
+            bands.append(band)
+        return np.concatenate(bands, axis=2)
 
     def read_mask(self, index: int) -> np.ndarray:
         sample = self.samples[index]

@@ -140,11 +140,14 @@ def _split_files(root: Path, folder: Path, split: str | None, splits_dir: Path |
 
 def folder(root: str | Path, split: str | None = None, *, num_classes: int | None = None,
            classes: list[str] | None = None, value_map: dict | None = None, splits_dir: str | Path | None = None,
-           **_: object) -> SegmentationDataset:
+           channels: int = 3, extra_channels: list[str] | None = None, **_: object) -> SegmentationDataset:
     """Generic layout: ``images/`` + ``masks/`` (or ``labels/``, ``annotations/``) paired by stem.
 
     ``value_map`` maps raw mask values to class indices when the files use other values
     (for example ``{255: 0, 0: 1}`` for a 0/255 binary mask); it must list every valid value.
+    ``channels``: read the images as 1 (grey), 3 (RGB) or 4 (RGBA) channels. ``extra_channels``: folders under the
+    root (``nir``, ``depth``) holding one more grey band per image, same file stem (in ``FOLDER/SPLIT/`` when the
+    images are in split sub-folders); the model then takes ``channels + len(extra_channels)`` input channels.
     """
     root = resolve_root(root, "folder")
     class_info, void_colours = _folder_classes(root, num_classes, classes)
@@ -159,8 +162,14 @@ def folder(root: str | Path, split: str | None = None, *, num_classes: int | Non
     if value_map is not None:
         value_map = {int(raw): int(mapped) for raw, mapped in value_map.items()}
     decoder = MaskDecoder(class_info, value_map=value_map, void_colours=void_colours)
-    return SegmentationDataset(samples, class_info, decoder,
-                               name="folder", root=root, split=split, problems=problems)
+    bands = []
+    for name in extra_channels or []:
+        band_dir = root / name
+        if not band_dir.is_dir():
+            raise DataError(f"{band_dir}: extra channel folder not found (data.options.extra_channels)")
+        bands.append(band_dir / split if split is not None and (band_dir / split).is_dir() else band_dir)
+    return SegmentationDataset(samples, class_info, decoder, name="folder", root=root, split=split,
+                               problems=problems, image_channels=int(channels), extra_channels=bands)
 
 
 def _camvid_pool(root: Path) -> dict[str, tuple[Path, Path]]:

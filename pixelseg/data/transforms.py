@@ -18,7 +18,10 @@ from pixelseg.data.classes import IGNORE_INDEX
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray | None, height: int, width: int):
+    channels = image.shape[2] if image.ndim == 3 else None
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    if channels and image.ndim == 2:  # OpenCV drops a single channel's axis
+        image = image[..., None]
     if mask is not None:
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
     return image, mask
@@ -75,7 +78,12 @@ class RandomCrop:
         pad_bottom = max(0, self.height - image.shape[0])
         pad_right = max(0, self.width - image.shape[1])
         if pad_bottom or pad_right:
-            image = cv2.copyMakeBorder(image, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT, value=self.fill)
+            channels = image.shape[2]
+            fill = np.resize(np.asarray(self.fill, dtype=image.dtype), channels)  # any number of channels
+            padded = np.empty((image.shape[0] + pad_bottom, image.shape[1] + pad_right, channels), image.dtype)
+            padded[...] = fill
+            padded[: image.shape[0], : image.shape[1]] = image
+            image = padded
             mask = cv2.copyMakeBorder(mask, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT,
                                       value=self.ignore_index)
         top = int(rng.integers(0, image.shape[0] - self.height + 1))
@@ -102,6 +110,8 @@ class ColorJitter:
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
 
     def __call__(self, image, mask, rng):
+        if image.shape[2] != 3:  # grey: brightness and contrast; more channels: the colour part is the first three
+            return self._other_channels(image, mask, rng)
         pixels = image.astype(np.float32)
         if self.brightness:
             pixels *= rng.uniform(1 - self.brightness, 1 + self.brightness)
@@ -118,6 +128,18 @@ class ColorJitter:
             hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
             pixels = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
         return pixels, mask
+
+    def _other_channels(self, image, mask, rng):
+        if image.shape[2] > 3:
+            colour, _ = self(np.ascontiguousarray(image[..., :3]), mask, rng)
+            return np.concatenate([colour, image[..., 3:]], axis=2), mask
+        pixels = image.astype(np.float32)
+        if self.brightness:
+            pixels *= rng.uniform(1 - self.brightness, 1 + self.brightness)
+        if self.contrast:
+            mean = pixels.mean()
+            pixels = (pixels - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
+        return np.clip(pixels, 0, 255).astype(np.uint8), mask
 
 
 def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

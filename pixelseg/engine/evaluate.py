@@ -17,7 +17,7 @@ from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import evaluation_transform
 from pixelseg.engine import distributed
 from pixelseg.inference import model_device, predict_logits
-from pixelseg.io import write_text
+from pixelseg.io import rgb_view, write_text
 from pixelseg.metrics import ConfusionMatrix
 from pixelseg.utils import progress_bar
 from pixelseg.visualize import plot_class_iou, plot_confusion, plot_examples
@@ -112,7 +112,7 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
             # The loader gives the normalised tensor; the CRF and the example picture need the RGB image.
             rgb = dataset.read_image(index) if crf is not None or index in keep else None
             if crf is not None:
-                logits = crf(rgb, logits[0].softmax(0)).unsqueeze(0)
+                logits = crf(rgb_view(rgb), logits[0].softmax(0)).unsqueeze(0)
             predicted = logits.argmax(dim=1)
             confusion.update(predicted, mask.to(device))
             if index in keep:

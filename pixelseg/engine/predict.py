@@ -14,7 +14,7 @@ import numpy as np
 
 from pixelseg.engine import distributed
 from pixelseg.errors import DataError
-from pixelseg.inference import Prediction, predict_image
+from pixelseg.inference import Prediction, input_channels, predict_image
 from pixelseg.io import IMAGE_EXTENSIONS, label_image, list_images, read_image, write_image
 from pixelseg.models.base import SegmentationModel
 from pixelseg.utils import progress_bar
@@ -82,20 +82,22 @@ def predict_files(predictor: SegmentationModel | Callable[[np.ndarray], Predicti
     read ahead and up to ``prefetch`` images' outputs are being encoded and written behind it (``prefetch=0``:
     one thing after the other).
     """
+    read = read_image
     if isinstance(predictor, SegmentationModel):
+        read = functools.partial(read_image, channels=input_channels(predictor))
         predictor = functools.partial(predict_image, predictor)
     planned = plan_outputs(inputs, out_dir, ("labels", "color", "overlay"))
     summary = PredictSummary()
     context = distributed.current()  # under torchrun each rank predicts every world_size-th image
     mine = list(planned)[context.rank::context.world_size]
     with ThreadPoolExecutor(max_workers=2 if prefetch else 1, thread_name_prefix="pixelseg-io") as pool:
-        reads = deque(pool.submit(read_image, path) for path in mine[:prefetch])
+        reads = deque(pool.submit(read, path) for path in mine[:prefetch])
         writes: deque[Future] = deque()
         for position, image_path in enumerate(progress_bar(mine, progress and context.is_main, desc="predicting")):
             if position + prefetch < len(mine):
-                reads.append(pool.submit(read_image, mine[position + prefetch]))
+                reads.append(pool.submit(read, mine[position + prefetch]))
             try:
-                image = reads.popleft().result() if prefetch else read_image(image_path)
+                image = reads.popleft().result() if prefetch else read(image_path)
             except DataError as error:
                 summary.failed.append(str(error))
                 continue

@@ -350,6 +350,11 @@ def build_model(config: Config, train_set: SegmentationDataset, resume: bool | s
     """The architecture for the dataset's classes, with the meta inference needs (normalisation from the encoder's
     pretrained config, classes, the data it was trained on); ``train.init_from``'s weights unless resuming."""
     classes = train_set.classes
+    in_channels = int(config.model.get("in_channels", 3))
+    if train_set.channels != in_channels:
+        raise ConfigError(f"model.in_channels is {in_channels} but the dataset's images have {train_set.channels} "
+                          f"channels (data.options channels / extra_channels); set model.in_channels: "
+                          f"{train_set.channels}")
     model = create(config.model["name"], num_classes=classes.num_classes,
                    **{k: v for k, v in config.model.items() if k != "name"})
     model.meta.update({

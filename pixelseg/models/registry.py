@@ -47,6 +47,16 @@ def check_arguments(name: str, factory: Callable, kwargs: dict) -> None:
                               f"{', '.join(valid)}")
 
 
+def channel_values(values, channels: int) -> list[float]:
+    """RGB normalisation values for ``channels`` inputs: grey takes their mean (timm sums a pretrained first layer's
+    RGB filters for one channel), extra bands after RGB take it too."""
+    values = [float(v) for v in values]
+    if channels == len(values):
+        return values
+    average = sum(values) / len(values)
+    return [average] if channels == 1 else (values + [average] * channels)[:channels]
+
+
 def create(name: str, num_classes: int, **kwargs):
     """Build model ``name`` with ``num_classes`` outputs; kwargs go to the architecture (encoder, pretrained, ...)."""
     factory = get_factory(name)
@@ -58,11 +68,11 @@ def create(name: str, num_classes: int, **kwargs):
     # Stored so that the model can be rebuilt from its checkpoint alone; weights come from the checkpoint.
     model.config = {"name": name, "num_classes": num_classes, **{k: v for k, v in kwargs.items() if k != "pretrained"}}
     encoder = getattr(model, "encoder", None)
-    normalisation = getattr(encoder, "normalisation", None)
-    if normalisation and len(normalisation[0]) == kwargs.get("in_channels", 3):
-        # Inputs normalised as the encoder's pretrained weights expect (timm's pretrained_cfg): every inference
-        # path and the trainer read meta["mean"] / meta["std"].
-        model.meta["mean"], model.meta["std"] = normalisation
+    normalisation = getattr(encoder, "normalisation", None) or (model.meta["mean"], model.meta["std"])
+    # Inputs normalised as the encoder's pretrained weights expect (timm's pretrained_cfg), one value per input
+    # channel: every inference path and the trainer read meta["mean"] / meta["std"].
+    model.meta["mean"], model.meta["std"] = (channel_values(values, kwargs.get("in_channels", 3))
+                                             for values in normalisation)
     if kwargs.get("pretrained") and getattr(encoder, "weights_source", None):
         model.meta["encoder_weights"] = encoder.weights_source
     return model
