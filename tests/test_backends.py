@@ -13,6 +13,7 @@ from pixelseg.engine.predict import predict_files
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.inference import predict_image, predict_logits, sliding_window_logits
 from pixelseg.io import write_image
+from pixelseg.models import create, save_model
 from tests.conftest import requires_shared
 from tests.test_cli import pixelseg as run_cli
 
@@ -238,3 +239,30 @@ def test_backends_give_the_same_class_maps_on_real_street_scenes():
         runner = with_backend(model, backend)
         same = sum(int((predict_image(runner, p).labels == r).sum()) for p, r in zip(images, reference, strict=True))
         assert same / sum(r.size for r in reference) >= 0.999, backend
+
+
+def test_int8_export_quantises_per_channel_and_keeps_the_metadata(tmp_path):
+    import onnx
+
+    from tests.test_cli import pixelseg as run_cli
+
+    model = create("unet", num_classes=3, encoder="resnet18").eval()
+    model.meta["classes"] = {"names": ["a", "b", "c"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]]}
+    save_model(model, tmp_path / "model")
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        write_image(tmp_path / "calibration" / f"{index}.png", rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    missing = run_cli("export", tmp_path / "model", tmp_path / "x.onnx", "--int8")
+    assert missing.returncode == 2 and "--int8 needs --calibrate" in missing.stderr
+    result = run_cli("export", tmp_path / "model", tmp_path / "int8.onnx", "--int8", "--calibrate",
+                     tmp_path / "calibration")
+    assert result.returncode == 0, result.stderr
+    assert "calibrated on 4 images" in result.stdout
+    graph = onnx.load(str(tmp_path / "int8.onnx"))
+    assert sum(node.op_type == "QuantizeLinear" for node in graph.graph.node) > 20
+    weights_scales = [init for init in graph.graph.initializer if init.name.endswith("_scale") and init.dims]
+    assert weights_scales, "per-channel weight scales"
+    quantised = pixelseg.load(tmp_path / "int8.onnx")
+    assert (quantised.backend, quantised.precision) == ("onnx", "int8") and quantised.classes.names == ["a", "b", "c"]
+    image = rng.integers(0, 255, (70, 100, 3), dtype=np.uint8)
+    assert quantised.predict(image).labels.shape == (70, 100)

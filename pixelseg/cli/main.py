@@ -218,7 +218,23 @@ def cmd_export(args) -> int:
     if not target.parent.is_dir():
         raise PixelsegError(f"{target.parent}: no such folder")
     model = pixelseg.load(source)
-    export_onnx(model, target, opset=args.opset)
+    if args.int8:
+        import tempfile
+
+        from pixelseg.engine.backends import quantize_onnx
+        from pixelseg.engine.predict import expand_inputs
+        from pixelseg.io import read_image
+
+        if not args.calibrate:
+            raise PixelsegError("--int8 needs --calibrate IMAGES (training images: folders, files or globs)")
+        files = expand_inputs(args.calibrate)[: args.calibration_images]
+        images = [read_image(path, int(model.config.get("in_channels", 3))) for path in files]
+        with tempfile.TemporaryDirectory() as folder:
+            export_onnx(model, Path(folder) / "float.onnx", opset=args.opset)
+            quantize_onnx(model, Path(folder) / "float.onnx", target, images)
+        print(f"INT8: weights per channel, activations calibrated on {len(images)} images")
+    else:
+        export_onnx(model, target, opset=args.opset)
     height, width = _tile(args.check_size)
     difference, agreement = onnx_agreement(model, target, height, width)
     print(f"exported {source} to {target} ({target.stat().st_size / 2**20:.1f} MiB, opset {args.opset}, dynamic "
@@ -412,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", help="the .onnx file to write")
     export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18, the current exporter's)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    export.add_argument("--int8", action="store_true", help="INT8 static quantisation (onnxruntime): per-channel "
+                        "weights, activations calibrated on --calibrate images")
+    export.add_argument("--calibrate", nargs="+", metavar="IMAGES",
+                        help="with --int8: training images (folders, files or globs) to calibrate on")
+    export.add_argument("--calibration-images", type=int, default=32, help="with --int8: at most this many (32)")
     export.add_argument("--check-size", default="256,320",
                         help="HEIGHT,WIDTH of the random input the export is checked on (default 256,320)")
     export.set_defaults(func=cmd_export)

@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,7 +36,7 @@ from pixelseg.io import atomic_path
 from pixelseg.models.base import SegmentationModel
 from pixelseg.utils import closest
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")  # int8: an ONNX file quantised by `pixelseg export --int8`
 
 
 def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> int:
@@ -210,6 +211,59 @@ def export_onnx(model: SegmentationModel, path: str | Path, opset: int = 18) -> 
     return path
 
 
+def calibration_batches(model: SegmentationModel, images: list[np.ndarray]):
+    """Each image as the network sees it (normalised, at the model's inference scale, padded to its size divisor):
+    what static quantisation measures activation ranges on."""
+    import torch.nn.functional as F
+
+    from pixelseg.inference import normalise
+
+    scale, divisor = model.meta.get("inference_scale", 1.0), model.size_divisor
+    for image in images:
+        batch = normalise(image, model.meta["mean"], model.meta["std"])
+        if scale != 1.0:
+            size = (max(1, round(batch.shape[2] * scale)), max(1, round(batch.shape[3] * scale)))
+            batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
+        pad_bottom, pad_right = (-batch.shape[2]) % divisor, (-batch.shape[3]) % divisor
+        yield {"images": F.pad(batch, (0, pad_right, 0, pad_bottom)).numpy()}
+
+
+def quantize_onnx(model: SegmentationModel, float_path: str | Path, path: str | Path,
+                  images: list[np.ndarray]) -> Path:
+    """INT8 post-training static quantisation of an exported model with onnxruntime: weights per output channel
+    (signed 8-bit), activations per tensor (unsigned 8-bit) with ranges calibrated on ``images`` (training images,
+    not the data it will be judged on), QDQ format; the pixelseg metadata is kept. Written atomically."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not images:
+        raise ConfigError("INT8 quantisation needs calibration images (--calibrate)")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(calibration_batches(model, images))
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as folder, atomic_path(path) as temporary:
+        prepared = Path(folder) / "prepared.onnx"
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(temporary), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        graph, source = onnx.load(str(temporary)), onnx.load(str(float_path))
+        present = {entry.key for entry in graph.metadata_props}
+        for entry in source.metadata_props:
+            if entry.key not in present:
+                graph.metadata_props.add().CopyFrom(entry)
+        added = graph.metadata_props.add()
+        added.key, added.value = "pixelseg_precision", json.dumps("int8")
+        onnx.save(graph, str(temporary))
+    return path
+
+
 class OnnxModel(BackendModel):
     """An exported model run by onnxruntime (CPU execution provider, all graph optimisations)."""
 
@@ -230,7 +284,8 @@ class OnnxModel(BackendModel):
         if "pixelseg_config" not in metadata:
             raise CheckpointError(f"{path}: not exported by `pixelseg export` (no pixelseg metadata)")
         super().__init__(json.loads(metadata["pixelseg_config"]), json.loads(metadata["pixelseg_meta"]),
-                         json.loads(metadata["pixelseg_size_divisor"]))
+                         json.loads(metadata["pixelseg_size_divisor"]),
+                         json.loads(metadata.get("pixelseg_precision", '"fp32"')))
         self.session, self.path = session, path
         self.eval()
 
@@ -274,7 +329,7 @@ def with_backend(model: SegmentationModel, backend: str = "eager", precision: st
         raise ConfigError(f"backend: unknown {backend!r}{closest(backend, BACKENDS)}; choose from "
                           f"{', '.join(BACKENDS)}")
     if isinstance(model, BackendModel):
-        if model.backend == backend and model.precision == precision:
-            return model
+        if model.backend == backend and precision in (model.precision, "fp32"):
+            return model  # an ONNX file runs at the precision it was exported in
         raise ConfigError(f"the model already runs on the {model.backend} backend; load the original for {backend}")
     return BACKENDS[backend](model, precision)
