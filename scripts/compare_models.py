@@ -36,17 +36,20 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, model in models.items():
             times[name].append(timed_call(predict_image, model, image)[0])
-    print(f"1 image {height}x{width}, {torch.get_num_threads()} CPU threads, eager float32, median of "
+    print(f"1 image {height}x{width}, {torch.get_num_threads()} CPU threads, median of "
           f"{args.repeats} rounds\n")
-    print("| model | architecture | parameters (M) | weights file (MB) | latency (ms) | vs first |")
+    print("| model | architecture, inference path | parameters (M) | weights file (MB) | latency (ms) | vs first |")
     print("|---|---|---:|---:|---:|---:|")
     base = statistics.median(times[args.models[0]])
     for name, model in models.items():
         median = statistics.median(times[name])
-        folder = Path(name) if Path(name).is_dir() else SHIPPED_DIR / name
-        size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6 if folder.is_dir() else float("nan")
-        architecture = f"{model.config['name']} / {model.config.get('encoder', '-')}"
-        print(f"| {name} | {architecture} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f} | {size:.1f} | "
+        source = Path(name) if Path(name).exists() else SHIPPED_DIR / name
+        files = [source] if source.is_file() else list(source.glob("*.safetensors"))
+        size = sum(p.stat().st_size for p in files) / 1e6
+        path = f"{getattr(model, 'backend', 'eager')} {getattr(model, 'precision', 'fp32')}"
+        architecture = f"{model.config['name']} / {model.config.get('encoder', '-')}, {path}"
+        parameters = sum(p.numel() for p in model.parameters()) / 1e6 or float("nan")  # an ONNX file holds none
+        print(f"| {name} | {architecture} | {parameters:.2f} | {size:.1f} | "
               f"{1000 * median:.1f} | {base / median:.2f}x |")
 
 
