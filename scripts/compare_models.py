@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import pixelseg
+from pixelseg.engine.backends import with_backend
 from pixelseg.engine.benchmark import timed_call
 from pixelseg.inference import predict_image
 from pixelseg.loading import SHIPPED_DIR
@@ -29,7 +30,9 @@ def main() -> None:
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split(","))
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    models = {name: pixelseg.load(name) for name in args.models}
+    # as `pixelseg predict` runs them: the eager backend (batch norms folded, channels-last) or the ONNX file's own
+    models = {name: with_backend(pixelseg.load(name), "onnx" if name.endswith(".onnx") else "eager")
+              for name in args.models}
     for model in models.values():
         predict_image(model, image)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in models}
@@ -48,7 +51,8 @@ def main() -> None:
         size = sum(p.stat().st_size for p in files) / 1e6
         path = f"{getattr(model, 'backend', 'eager')} {getattr(model, 'precision', 'fp32')}"
         architecture = f"{model.config['name']} / {model.config.get('encoder', '-')}, {path}"
-        parameters = sum(p.numel() for p in model.parameters()) / 1e6 or float("nan")  # an ONNX file holds none
+        inner = getattr(model, "model", model)
+        parameters = sum(p.numel() for p in inner.parameters()) / 1e6 or float("nan")  # an ONNX file holds none
         print(f"| {name} | {architecture} | {parameters:.2f} | {size:.1f} | "
               f"{1000 * median:.1f} | {base / median:.2f}x |")
 
