@@ -246,7 +246,7 @@ def test_int8_export_quantises_per_channel_and_keeps_the_metadata(tmp_path):
 
     from tests.test_cli import pixelseg as run_cli
 
-    model = create("unet", num_classes=3, encoder="resnet18").eval()
+    model = create("unet", num_classes=3, encoder="regnetx_002", decoder_channels=[32, 16, 16, 8, 8]).eval()
     model.meta["classes"] = {"names": ["a", "b", "c"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]]}
     save_model(model, tmp_path / "model")
     rng = np.random.default_rng(0)
