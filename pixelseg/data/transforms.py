@@ -112,12 +112,7 @@ class ColorJitter:
     def __call__(self, image, mask, rng):
         if image.shape[2] != 3:  # grey: brightness and contrast; more channels: the colour part is the first three
             return self._other_channels(image, mask, rng)
-        pixels = image.astype(np.float32)
-        if self.brightness:
-            pixels *= rng.uniform(1 - self.brightness, 1 + self.brightness)
-        if self.contrast:
-            mean = pixels.mean()
-            pixels = (pixels - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
+        pixels = self._brightness_contrast(image, rng)
         if self.saturation:
             grey = pixels.mean(axis=2, keepdims=True)
             pixels = (pixels - grey) * rng.uniform(1 - self.saturation, 1 + self.saturation) + grey
@@ -133,13 +128,18 @@ class ColorJitter:
         if image.shape[2] > 3:
             colour, _ = self(np.ascontiguousarray(image[..., :3]), mask, rng)
             return np.concatenate([colour, image[..., 3:]], axis=2), mask
+        return np.clip(self._brightness_contrast(image, rng), 0, 255).astype(np.uint8), mask
+
+    def _brightness_contrast(self, image, rng) -> np.ndarray:
+        """The image as float32, scaled by a random brightness factor and stretched about its mean by a random
+        contrast factor (drawn in that order)."""
         pixels = image.astype(np.float32)
         if self.brightness:
             pixels *= rng.uniform(1 - self.brightness, 1 + self.brightness)
         if self.contrast:
             mean = pixels.mean()
             pixels = (pixels - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
-        return np.clip(pixels, 0, 255).astype(np.uint8), mask
+        return pixels
 
 
 def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
