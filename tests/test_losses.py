@@ -80,14 +80,14 @@ def test_class_weights_from_counts():
 
 
 def test_auxiliary_head_loss_is_added_with_the_model_weight(batch):
-    from types import SimpleNamespace
-
     from pixelseg.engine.trainer import segmentation_loss
+    from pixelseg.models import SegmentationModel
 
     logits, labels = batch
     aux = logits.flip(1)
     loss = CrossEntropyLoss()
-    model = SimpleNamespace(aux_weight=0.4)
+    model = SegmentationModel()
+    model.aux_weight = 0.4
     combined = segmentation_loss(model, loss, (logits, aux), labels)
     assert combined.item() == pytest.approx((loss(logits, labels) + 0.4 * loss(aux, labels)).item(), rel=1e-6)
     assert segmentation_loss(model, loss, logits, labels).item() == pytest.approx(loss(logits, labels).item())
@@ -132,3 +132,16 @@ def test_a_registered_loss_is_usable_from_the_config_in_one_place(monkeypatch):
     loss = build_loss(config.loss.weights, None, 255, options=config.loss.options)
     logits, labels = torch.randn(1, 3, 4, 5), torch.randint(0, 3, (1, 4, 5))
     assert loss(logits, labels).item() == pytest.approx(3 * F.cross_entropy(logits, labels).item(), rel=1e-5)
+
+
+def test_squared_dice_is_vnets_form():
+    from pixelseg.losses import DiceLoss
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    p = torch.softmax(logits, dim=1)
+    g = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float()
+    dims = (0, 2, 3)
+    vnet = 1 - (2 * (p * g).sum(dims) + 1) / ((p * p).sum(dims) + (g * g).sum(dims) + 1)
+    assert torch.allclose(DiceLoss(squared=True)(logits, labels), vnet.mean())
+    assert not torch.allclose(DiceLoss()(logits, labels), vnet.mean())

@@ -30,6 +30,22 @@ SMALL = {
     "segformer": {"variant": "b0"},
     "upernet": {"encoder": "resnet18", "channels": 32},
     "crfasrnn": {"base": "unet", "encoder": "resnet18", "decoder_channels": [32, 16, 16, 8, 8]},
+    "linknet": {"encoder": "resnet18"},
+    "gcn": {"encoder": "resnet18", "kernel_size": 7},
+    "refinenet": {"encoder": "resnet18", "channels": 16},
+    "hrnet": {"encoder": "hrnet_w18_small"},
+    "deeplabv1": {"fc_channels": 64},
+    "deeplabv2": {"encoder": "resnet18"},
+    "dilation": {"fc_channels": 64},
+    "nonlocal": {"encoder": "resnet18", "channels": 32},
+    "danet": {"encoder": "resnet18"},
+    "ccnet": {"encoder": "resnet18", "channels": 32},
+    "setr": {"encoder": "vit_tiny_patch16_224", "decoder": "mla", "channels": 32},
+    "segmenter": {"encoder": "vit_tiny_patch16_224", "width": 64},
+    "bisenetv1": {"encoder": "resnet18"},
+    "bisenetv2": {},
+    "deconvnet": {"fc_channels": 64},
+    "maskformer": {"encoder": "resnet18", "queries": 8, "width": 32, "layers": 2},
 }
 
 
@@ -49,8 +65,7 @@ def test_output_at_input_resolution_for_odd_sizes(name):
 def test_gradients_reach_the_first_layer(name):
     model = create(name, num_classes=3, **SMALL[name]).train()
     outputs = model(torch.randn(2, 3, 64, 64))
-    logits = outputs[0] if isinstance(outputs, tuple) else outputs
-    torch.nn.functional.cross_entropy(logits, torch.randint(0, 3, (2, 64, 64))).backward()
+    model.training_loss(torch.nn.CrossEntropyLoss(), outputs, torch.randint(0, 3, (2, 64, 64))).backward()
     first = next(p for p in model.parameters() if p.ndim == 4)
     assert first.grad is not None and first.grad.abs().sum() > 0
 
@@ -74,6 +89,15 @@ def test_deeplab_output_stride_and_rates():
     *[("segformer", {"num_classes": 150, "variant": v}, n) for v, n in
       (("b1", 13.7e6), ("b2", 27.5e6), ("b3", 47.3e6), ("b4", 64.1e6), ("b5", 84.7e6))],
     ("upernet", {"num_classes": 150}, 60e6),  # Liu et al. (ConvNeXt), Table 3: ConvNeXt-T UPerNet 60M
+    # Liu et al. (Swin), Table 3: Swin-T UPerNet 60M on ADE20K
+    ("upernet", {"num_classes": 150, "encoder": "swin_tiny_patch4_window7_224"}, 60e6),
+    ("linknet", {"num_classes": 11}, 11.5e6),  # Chaurasia & Culurciello, Table 1: 11.5M
+    ("deeplabv1", {"num_classes": 21}, 20.5e6),  # Chen et al. (ICLR 2015), Table 2: DeepLab-LargeFOV 20.5M
+    # Wang et al. (HRNet, TPAMI), Table 3, Cityscapes (19 classes): HRNetV2-W18 9.6M, HRNetV2-W48 65.9M
+    ("hrnet", {"num_classes": 19, "encoder": "hrnet_w18"}, 9.6e6),
+    ("hrnet", {"num_classes": 19, "encoder": "hrnet_w48"}, 65.9e6),
+    ("deconvnet", {"num_classes": 21}, 252e6),  # Noh et al., Table 1 / Section 4: 252M
+    ("maskformer", {"num_classes": 150}, 41e6),  # Cheng et al., Table 1: MaskFormer R50 on ADE20K, 41M
 ])
 def test_parameter_counts_match_the_published_figures(name, kwargs, published):
     count = sum(p.numel() for p in create(name, **kwargs).parameters())
@@ -376,3 +400,149 @@ def test_every_architecture_documents_its_arguments_with_an_example_that_runs():
             runner.run(test)
         results = runner.summarize(verbose=False)
         assert results.failed == 0 and results.attempted >= 2, name
+
+
+@pytest.mark.parametrize("name", ["bisenetv2"])
+def test_bisenetv2_without_booster_heads_has_the_published_parameters(name):
+    model = create(name, num_classes=19)  # Yu et al. (IJCV 2021), Table 8: 3.4M, booster heads being training-only
+    count = sum(p.numel() for key, p in model.named_parameters() if not key.startswith("boosters"))
+    assert abs(count - 3.4e6) / 3.4e6 < 0.02
+
+
+@pytest.mark.parametrize(("name", "heads"), [("bisenetv1", 2), ("bisenetv2", 4), ("pspnet", 1)])
+def test_auxiliary_heads_in_training_only_and_each_in_the_loss(name, heads):
+    from pixelseg.engine.trainer import segmentation_loss
+
+    model = create(name, num_classes=3, **SMALL[name]).train()
+    outputs = model(torch.randn(2, 3, 64, 64))
+    assert isinstance(outputs, tuple) and len(outputs) == 1 + heads
+    masks = torch.randint(0, 3, (2, 64, 64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    expected = loss_fn(outputs[0], masks) + model.aux_weight * sum(loss_fn(o, masks) for o in outputs[1:])
+    assert torch.allclose(segmentation_loss(model, loss_fn, outputs, masks), expected)
+    assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_criss_cross_attention_matches_attention_over_row_and_column():
+    from pixelseg.models.attention.decoder import CrissCrossAttention
+
+    torch.manual_seed(0)
+    block = CrissCrossAttention(16).eval()
+    block.gamma.data.fill_(1.0)
+    x = torch.randn(1, 16, 5, 7)
+    query, key, value = block.query(x)[0], block.key(x)[0], block.value(x)[0]
+    out = block(x)[0]
+    for i, j in ((0, 0), (2, 3), (4, 6)):
+        positions = [(r, j) for r in range(5) if r != i] + [(i, c) for c in range(7)]  # itself once
+        energies = torch.stack([query[:, i, j] @ key[:, r, c] for r, c in positions])
+        weights = torch.softmax(energies, dim=0)
+        expected = sum(w * value[:, r, c] for w, (r, c) in zip(weights, positions, strict=True)) + x[0, :, i, j]
+        assert torch.allclose(out[:, i, j], expected, atol=1e-5)
+
+
+def test_two_criss_cross_steps_connect_every_position_and_one_does_not():
+    from pixelseg.models.attention.decoder import RecurrentCrissCross
+
+    for recurrence, connected in ((1, False), (2, True)):
+        block = RecurrentCrissCross(16, recurrence)
+        block.attention.gamma.data.fill_(1.0)
+        x = torch.randn(1, 16, 6, 6, requires_grad=True)
+        block(x)[0, :, 0, 0].sum().backward()
+        assert (x.grad[0, :, 5, 5].abs().sum() > 0) == connected
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_context_module_starts_as_the_identity(large):
+    from pixelseg.models.dilation.decoder import ContextModule, identity_initialisation
+
+    module = ContextModule(5, large=large)
+    for conv in module:
+        if isinstance(conv, torch.nn.Conv2d):
+            identity_initialisation(conv, noise=0.0)
+    scores = torch.rand(2, 5, 20, 24)  # the front-end's scores after ReLU are non-negative
+    assert torch.allclose(module(scores), scores, atol=1e-5)
+
+
+def test_deeplab_vgg_is_atrous_at_output_stride_8_and_takes_decimated_imagenet_fc(tmp_path):
+    from safetensors.torch import save_file
+
+    model = create("deeplabv1", num_classes=21)
+    assert model.encoder.reductions[-1] == 8 and model.head[0].dilation == (12, 12)
+    assert [m.dilation for m in model.encoder.features[24:30] if isinstance(m, torch.nn.Conv2d)] == [(2, 2)] * 3
+    vgg = timm.create_model("vgg16", pretrained=False)
+    save_file(vgg.state_dict(), tmp_path / "vgg16.safetensors")
+    loaded = create("deeplabv1", num_classes=21, pretrained=str(tmp_path / "vgg16.safetensors"))
+    fc6 = vgg.state_dict()["pre_logits.fc1.weight"]
+    assert torch.equal(loaded.head[0].weight, fc6[::4, :, ::3, ::3])
+    assert torch.equal(loaded.encoder.features[0].weight, vgg.state_dict()["features.0.weight"])
+
+
+def test_deeplabv3_multi_grid_and_cascaded_blocks_set_the_papers_rates():
+    model = create("deeplabv3", num_classes=3, encoder="resnet50", output_stride=16, multi_grid=(1, 2, 4),
+                   cascade_blocks=2, aspp=False)
+    assert [block.conv2.dilation[0] for block in model.encoder.model.layer4] == [2, 4, 8]
+    assert [[unit.conv2.dilation[0] for unit in block] for block in model.cascade] == [[4, 8, 16], [8, 16, 32]]
+    with pytest.raises(ConfigError, match="multi_grid"):
+        create("deeplabv3", num_classes=3, encoder="resnet18", multi_grid=(1, 2, 4))
+
+
+def test_pspnet_max_pooling_pyramid():
+    model = create("pspnet", num_classes=3, encoder="resnet18", pooling="max")
+    assert isinstance(model.head.ppm.stages[0][0], torch.nn.AdaptiveMaxPool2d)
+    with pytest.raises(ConfigError, match="pooling"):
+        create("pspnet", num_classes=3, encoder="resnet18", pooling="median")
+
+
+def test_swin_encoder_takes_any_input_size_in_upernet():
+    model = create("upernet", num_classes=4, encoder="swin_tiny_patch4_window7_224", channels=32).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 70, 100)).shape == (1, 4, 70, 100)
+
+
+def test_setr_mla_takes_four_evenly_spaced_blocks():
+    model = create("setr", num_classes=3, encoder="vit_tiny_patch16_224", decoder="mla")
+    assert model.encoder.indices == [2, 5, 8, 11]
+    with pytest.raises(ConfigError, match="did you mean 'pup'"):
+        create("setr", num_classes=3, encoder="vit_tiny_patch16_224", decoder="pupp")
+
+
+def test_maskformer_matching_pairs_each_segment_with_the_query_that_predicts_it():
+    from pixelseg.models.maskformer.loss import MaskFormerLoss, semantic_targets
+
+    labels = torch.zeros(8, 8, dtype=torch.long)
+    labels[:, 4:] = 2
+    classes, targets = semantic_targets(labels)
+    assert classes.tolist() == [0, 2] and targets.sum().item() == 64
+    queries = 5
+    mask_logits = torch.full((queries, 64), -8.0)
+    mask_logits[3] = targets[1].flatten() * 16 - 8  # query 3 draws class 2's half, query 1 class 0's
+    mask_logits[1] = targets[0].flatten() * 16 - 8
+    class_logits = torch.zeros(queries, 4)
+    class_logits[3, 2] = class_logits[1, 0] = 5.0
+    rows, columns = MaskFormerLoss(3).match(class_logits, mask_logits, classes, targets.flatten(1), torch.ones(64))
+    assert dict(zip(rows.tolist(), columns.tolist(), strict=True)) == {1: 0, 3: 1}
+
+
+def test_maskformer_learns_a_toy_scene_through_its_own_loss_and_marginalises_at_inference():
+    torch.manual_seed(0)
+    model = create("maskformer", num_classes=4, **SMALL["maskformer"])
+    optimiser = torch.optim.AdamW(model.parameters(), 2e-3)
+    images = torch.randn(2, 3, 64, 64)
+    labels = torch.zeros(2, 64, 64, dtype=torch.long)
+    labels[:, :, 32:], labels[1, 40:, :20], labels[:, :8] = 1, 3, 255
+    model.train()
+    first = None
+    for _ in range(40):
+        loss = model.training_loss(None, model(images), labels)
+        first = first if first is not None else loss.item()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < first / 2
+    model.eval()
+    with torch.no_grad():
+        log_marginals = model(images)
+    # sum over queries of p_i(c) sigmoid(m_i): at most the number of queries, so its log at most log(queries)
+    assert torch.all(log_marginals <= torch.log(torch.tensor(8.0)) + 1e-5)
+    valid = labels != 255
+    assert (log_marginals.argmax(1)[valid] == labels[valid]).float().mean() > 0.9

@@ -155,12 +155,9 @@ def class_weights(config: Config, pixel_counts: np.ndarray) -> list[float] | Non
 
 
 def segmentation_loss(model, loss_fn, outputs, masks: torch.Tensor) -> torch.Tensor:
-    """The loss of the main output, plus ``model.aux_weight`` times that of an auxiliary head's output."""
-    if isinstance(outputs, tuple):
-        logits, aux_logits = outputs
-        aux_weight = getattr(model, "module", model).aux_weight  # the model itself, or inside DDP
-        return loss_fn(logits, masks) + aux_weight * loss_fn(aux_logits, masks)
-    return loss_fn(outputs, masks)
+    """The model's training loss (:meth:`SegmentationModel.training_loss`: ``loss_fn`` on the logits plus
+    ``aux_weight`` times it on each auxiliary head's, or the model's own, such as MaskFormer's)."""
+    return getattr(model, "module", model).training_loss(loss_fn, outputs, masks)  # the model itself, or inside DDP
 
 
 def _share_of_labelled_pixels(masks: torch.Tensor, ignore_index: int) -> torch.Tensor | float:
@@ -175,8 +172,10 @@ def _share_of_labelled_pixels(masks: torch.Tensor, ignore_index: int) -> torch.T
 
 
 def _to_float32(outputs):
-    if isinstance(outputs, tuple):
-        return tuple(o.float() for o in outputs)
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_to_float32(o) for o in outputs)
+    if isinstance(outputs, dict):
+        return {key: _to_float32(value) for key, value in outputs.items()}
     return outputs.float()
 
 

@@ -52,9 +52,9 @@ def focal(class_weights=None, ignore_index: int = IGNORE_INDEX, gamma: float = 2
 
 
 @register_loss("dice")
-def dice(class_weights=None, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0) -> nn.Module:
-    """Soft Dice over the classes present (class weights not used)."""
-    return DiceLoss(smooth, ignore_index)
+def dice(class_weights=None, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0, squared: bool = False) -> nn.Module:
+    """Soft Dice over the classes present (class weights not used); ``dice_squared: true`` is V-Net's form."""
+    return DiceLoss(smooth, ignore_index, squared)
 
 
 @register_loss("lovasz")

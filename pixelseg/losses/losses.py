@@ -66,13 +66,15 @@ class DiceLoss(nn.Module):
     """Soft Dice loss ``1 - 2|P∩G| / (|P| + |G|)`` on softmax probabilities, per class, averaged.
 
     Classes that appear neither in the labels nor (softly) in the predictions of the batch are left out
-    of the average, so an absent class does not pull the loss.
+    of the average, so an absent class does not pull the loss. ``squared=True`` is V-Net's form (Milletari, Navab &
+    Ahmadi, "V-Net", 3DV 2016, eq. 1): ``1 - 2 sum(p g) / (sum(p^2) + sum(g^2))``.
     """
 
-    def __init__(self, smooth: float = 1.0, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(self, smooth: float = 1.0, ignore_index: int = IGNORE_INDEX, squared: bool = False) -> None:
         super().__init__()
         self.smooth = smooth
         self.ignore_index = ignore_index
+        self.squared = squared
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         num_classes = logits.shape[1]
@@ -82,7 +84,10 @@ class DiceLoss(nn.Module):
         one_hot = F.one_hot(safe_labels, num_classes).permute(0, 3, 1, 2).float() * valid
         dims = (0, 2, 3)
         intersection = (probabilities * one_hot).sum(dims)
-        cardinality = probabilities.sum(dims) + one_hot.sum(dims)
+        if self.squared:  # one_hot is 0/1, so its square is itself
+            cardinality = (probabilities * probabilities).sum(dims) + one_hot.sum(dims)
+        else:
+            cardinality = probabilities.sum(dims) + one_hot.sum(dims)
         dice = (2 * intersection + self.smooth) / (cardinality + self.smooth)
         present = one_hot.sum(dims) > 0
         if not present.any():

@@ -45,7 +45,7 @@ class SegmentationModel(nn.Module):
 
     size_divisor: int = 32
     aux_weight: float = 0.0
-    """Weight of the auxiliary loss for models with an auxiliary head (PSPNet); 0 for the others."""
+    """Weight of each auxiliary loss for models with auxiliary heads (PSPNet, BiSeNet); 0 for the others."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,7 +53,7 @@ class SegmentationModel(nn.Module):
         self.meta: dict = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "inference_scale": 1.0}
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits for a padded batch; models with an auxiliary head return ``(logits, aux_logits)`` in training."""
+        """Logits for a padded batch; models with auxiliary heads return ``(logits, *aux_logits)`` in training."""
         raise NotImplementedError
 
     def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +63,8 @@ class SegmentationModel(nn.Module):
         if pad_bottom or pad_right:
             images = F.pad(images, (0, pad_right, 0, pad_bottom))
         outputs = self.forward_padded(images)
+        if isinstance(outputs, dict):  # a model's own training outputs, scored by its training_loss (MaskFormer)
+            return outputs
         if isinstance(outputs, tuple):
             return tuple(self._to_input_size(o, images.shape[-2:], height, width) for o in outputs)
         return self._to_input_size(outputs, images.shape[-2:], height, width)
@@ -72,6 +74,15 @@ class SegmentationModel(nn.Module):
         if logits.shape[-2:] != padded_size:
             logits = F.interpolate(logits, size=padded_size, mode="bilinear", align_corners=False)
         return logits[..., :height, :width]
+
+    def training_loss(self, loss_fn, outputs, masks: torch.Tensor) -> torch.Tensor:
+        """The training loss of ``outputs`` (what :meth:`forward` gave in training) against ``masks``: ``loss_fn`` on
+        the logits plus ``aux_weight`` times it on each auxiliary head's logits. A model that learns another way
+        (MaskFormer's set prediction) overrides this; the trainer calls nothing else."""
+        if isinstance(outputs, tuple):
+            logits, *aux_logits = outputs
+            return loss_fn(logits, masks) + self.aux_weight * sum(loss_fn(aux, masks) for aux in aux_logits)
+        return loss_fn(outputs, masks)
 
     @property
     def classes(self) -> ClassInfo:

@@ -39,11 +39,11 @@ class CRFasRNNModel(SegmentationModel):
         self.aux_weight = self.base.aux_weight
         self.crf = CRFasRNN(num_classes, iterations)
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         outputs = self.base(images)
-        logits, aux = (outputs if isinstance(outputs, tuple) else (outputs, None))
+        logits, *aux = outputs if isinstance(outputs, tuple) else (outputs,)
         mean = torch.tensor(self.meta["mean"], device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.meta["std"], device=images.device).view(1, -1, 1, 1)
         rgb = ((images * std + mean) * 255).clamp(0, 255)
         refined = self.crf(logits, rgb)
-        return (refined, aux) if aux is not None else refined
+        return (refined, *aux) if aux else refined

@@ -87,3 +87,38 @@ class DeepLabV3Decoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.aspp(x))
+
+
+def set_multi_grid(encoder, grid: Sequence[int], output_stride: int) -> None:
+    """DeepLabv3's multi-grid (Section 3.2): the 3x3 convolutions of the i-th unit of the last ResNet stage get rate
+    ``base * grid[i]``, ``base = 32 / output_stride`` the stage's own rate (grid (1, 2, 4) at stride 16: 2, 4, 8)."""
+    stage = getattr(encoder.model, "layer4", None)
+    if stage is None or len(stage) != len(grid):
+        raise ConfigError(f"multi_grid needs a ResNet encoder with {len(grid)} units in its last stage")
+    base = 32 // output_stride
+    for block, unit in zip(stage, grid, strict=True):
+        for conv in _three_by_three(block):
+            conv.dilation, conv.padding = (base * unit,) * 2, (base * unit,) * 2
+
+
+def _three_by_three(block: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+
+
+class CascadedBlocks(nn.Sequential):
+    """DeepLabv3's cascaded modules (Section 3.2, Fig. 3): copies of the last ResNet stage (``blocks`` of them,
+    block5, block6, ...) at doubling atrous rates and no further striding; each has three units built like the
+    encoder's last ones, with the multi-grid unit rates."""
+
+    def __init__(self, encoder, blocks: int, output_stride: int, grid: Sequence[int] = (1, 1, 1)) -> None:
+        stage = getattr(encoder.model, "layer4", None)
+        if stage is None:
+            raise ConfigError("cascade_blocks needs a ResNet encoder (a timm model with layer4)")
+        unit, channels = type(stage[-1]), encoder.channels[-1]
+        rate = 2 * 32 // output_stride
+        modules = []
+        for _ in range(blocks):
+            modules.append(nn.Sequential(*(unit(channels, channels // unit.expansion, dilation=rate * g,
+                                                first_dilation=rate * g) for g in grid)))
+            rate *= 2
+        super().__init__(*modules)

@@ -8,13 +8,16 @@ Faithful: atrous encoder at output stride 16 or 8; ASPP with a 1x1 branch, 3x3 a
 (6, 12, 18) at stride 16 (doubled at stride 8) and image-level pooling; v3+ fuses the 4x-upsampled ASPP
 features with 48-channel stride-4 features through two 3x3 convs, then upsamples 4x; v3+'s ASPP and decoder
 convolutions are atrous depthwise-separable (depthwise 3x3, pointwise 1x1, BN, ReLU). Differs: the encoder is any
-timm backbone that supports ``output_stride`` (default ResNet-50 rather than Xception-65 / ResNet-101), and no
-multi-grid unit rates are used in the last block. ``aspp_conv=True, fuse_convs=1`` builds
+timm backbone that supports ``output_stride`` (default ResNet-50 rather than Xception-65 / ResNet-101). DeepLabv3's
+multi-grid unit rates (``multi_grid=(1, 2, 4)``) and its cascaded variant (``cascade_blocks=3, aspp=False``: block5-7
+after the encoder, Section 3.2) are options of ``deeplabv3`` on ResNet encoders; the cascaded blocks start from random
+weights (the paper copies block4's ImageNet weights). ``aspp_conv=True, fuse_convs=1`` builds
 segmentation_models_pytorch's variant (one of the two decoder convs at 1/16 scale after the ASPP instead of at 1/4).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -23,7 +26,7 @@ from torch import nn
 
 from pixelseg.errors import ConfigError
 from pixelseg.models.base import SegmentationModel
-from pixelseg.models.deeplabv3.decoder import DeepLabV3Decoder, DeepLabV3PlusDecoder
+from pixelseg.models.deeplabv3.decoder import CascadedBlocks, DeepLabV3Decoder, DeepLabV3PlusDecoder, set_multi_grid
 from pixelseg.models.encoders import TimmEncoder
 from pixelseg.models.registry import register_model
 
@@ -46,22 +49,38 @@ class DeepLabV3(SegmentationModel):
                 download) or a weights file.
             output_stride: 8 or 16 (the ASPP rates are 12/24/36 at 8, 6/12/18 at 16, as in the paper).
             decoder_channels: channels of the ASPP branches (256 in the paper).
+            multi_grid: unit rates of the last stage's three units, e.g. (1, 2, 4) (the paper's best); None: off.
+            cascade_blocks: extra copies of the last stage after it (block5, block6, ... at doubling rates; 0: none).
+            aspp: the ASPP head (False: a 1x1 classifier on the last block, the paper's cascaded-only model).
 
         Example:
             >>> model = pixelseg.models.create("deeplabv3", num_classes=21, output_stride=16)
             >>> model.eval()(torch.randn(1, 3, 64, 96)).shape
             torch.Size([1, 21, 64, 96])
+            >>> cascaded = pixelseg.models.create("deeplabv3", num_classes=21, output_stride=16,
+            ...                                   multi_grid=(1, 2, 4), cascade_blocks=3, aspp=False)
+            >>> cascaded.eval()(torch.randn(1, 3, 64, 96)).shape
+            torch.Size([1, 21, 64, 96])
     """
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
-                 pretrained: bool | str | Path = False, output_stride: int = 8, decoder_channels: int = 256) -> None:
+                 pretrained: bool | str | Path = False, output_stride: int = 8, decoder_channels: int = 256,
+                 multi_grid: Sequence[int] | None = None, cascade_blocks: int = 0, aspp: bool = True) -> None:
         super().__init__()
         self.encoder, rates = _atrous_encoder(encoder, in_channels, pretrained, output_stride)
-        self.decoder = DeepLabV3Decoder(self.encoder.channels[-1], rates, decoder_channels)
-        self.head = nn.Conv2d(decoder_channels, num_classes, 1)
+        if multi_grid:
+            set_multi_grid(self.encoder, multi_grid, output_stride)
+        grid = tuple(multi_grid) if multi_grid else (1, 1, 1)
+        self.cascade = CascadedBlocks(self.encoder, cascade_blocks, output_stride, grid) if cascade_blocks else None
+        channels = self.encoder.channels[-1]
+        self.decoder = DeepLabV3Decoder(channels, rates, decoder_channels) if aspp else nn.Identity()
+        self.head = nn.Conv2d(decoder_channels if aspp else channels, num_classes, 1)
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.decoder(self.encoder(images)[-1]))
+        x = self.encoder(images)[-1]
+        if self.cascade is not None:
+            x = self.cascade(x)
+        x = self.head(self.decoder(x))
         return F.interpolate(x, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 

@@ -42,6 +42,14 @@ def weights_source(name: str, pretrained: bool | str | Path) -> str:
     return "ImageNet, downloaded through timm"
 
 
+ANY_SIZE_OPTIONS = {"swin": {"strict_img_size": False}}
+"""timm options, by model-name prefix, that let a backbone built for one input size take any padded size."""
+
+
+def any_size_options(name: str) -> dict:
+    return next((dict(options) for prefix, options in ANY_SIZE_OPTIONS.items() if name.startswith(prefix)), {})
+
+
 class TimmEncoder(nn.Module):
     """Features of a timm model at increasing strides (``features_only``).
 
@@ -52,16 +60,21 @@ class TimmEncoder(nn.Module):
             downloaded through timm) or a local weights file.
         output_stride: 32, or 16 / 8 for dilated (atrous) encoders where timm supports it.
         out_indices: which feature levels to return (default all).
+        timm_options: further keyword arguments for ``timm.create_model`` (HRNet's ``feature_location``, ...).
+
+    Features come back channels-first (NCHW) for every backbone, Swin's channels-last stages included.
     """
 
     def __init__(self, name: str, in_channels: int = 3, pretrained: bool | str | Path = False,
-                 output_stride: int = 32, out_indices: Sequence[int] | None = None) -> None:
+                 output_stride: int = 32, out_indices: Sequence[int] | None = None,
+                 timm_options: dict | None = None) -> None:
         import timm  # here, not at the top: timm (with torchvision) takes seconds to import, see pixelseg/__init__.py
 
         super().__init__()
         if name not in timm.list_models():
             raise ConfigError(f"unknown timm encoder {name!r}{closest(name, timm.list_models())}")
-        kwargs: dict = {"features_only": True, "in_chans": in_channels, **timm_pretrained_kwargs(name, pretrained)}
+        kwargs: dict = {"features_only": True, "in_chans": in_channels, **timm_pretrained_kwargs(name, pretrained),
+                        **any_size_options(name), **(timm_options or {})}
         if output_stride != 32:
             kwargs["output_stride"] = output_stride
         if out_indices is not None:
@@ -92,4 +105,7 @@ class TimmEncoder(nn.Module):
         return cls(name, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self.model(images)
+        features = self.model(images)
+        if getattr(self.model, "output_fmt", "NCHW") == "NHWC":  # Swin and other channels-last backbones
+            features = [f.permute(0, 3, 1, 2).contiguous() for f in features]
+        return features

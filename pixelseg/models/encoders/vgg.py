@@ -18,6 +18,27 @@ from pixelseg.models.encoders.pretrained import read_weights_file
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
+def vgg_fc_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """fc6 / fc7 of an ImageNet VGG16 state (timm's ``pre_logits.fc1/fc2`` or torchvision's ``classifier.0/3``) as
+    ``{"fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias"}`` as stored (fc6 4096 x 25088 for ImageNet's VGG16);
+    None if absent."""
+    for fc6, fc7 in (("pre_logits.fc1", "pre_logits.fc2"), ("classifier.0", "classifier.3")):
+        if f"{fc6}.weight" in state and f"{fc7}.weight" in state:
+            return {"fc6.weight": state[f"{fc6}.weight"], "fc6.bias": state[f"{fc6}.bias"],
+                    "fc7.weight": state[f"{fc7}.weight"], "fc7.bias": state[f"{fc7}.bias"]}
+    return None
+
+
+def copy_into(layer: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor, source) -> None:
+    """ImageNet weights into a convolution of the same number of values, reshaped; else a CheckpointError."""
+    if weight.numel() != layer.weight.numel():
+        raise CheckpointError(f"{source}: ImageNet weights of shape {tuple(weight.shape)} do not fit a layer of "
+                              f"shape {tuple(layer.weight.shape)}")
+    with torch.no_grad():
+        layer.weight.copy_(weight.reshape(layer.weight.shape))
+        layer.bias.copy_(bias)
+
+
 class VGG16Encoder(nn.Module):
     """VGG16 convolutions; ``forward`` returns the outputs of pool1..pool5 (strides 2..32)."""
 
@@ -40,6 +61,24 @@ class VGG16Encoder(nn.Module):
         self.channels = [64, 128, 256, 512, 512]
         self.reductions = [2, 4, 8, 16, 32]
         self.batch_norm = batch_norm
+
+    def make_atrous(self, style: str) -> VGG16Encoder:
+        """Output stride 8 the two ways of the DeepLab and Dilated-Convolution papers, keeping the layer names (so
+        ImageNet weights still load): ``"deeplab"`` (Chen et al., ICLR 2015, Section 3.1): 3x3 poolings with padding,
+        pool4 and pool5 at stride 1, conv5 at dilation 2; ``"frontend"`` (Yu & Koltun, ICLR 2016, Section 4): pool4
+        and pool5 removed, conv5 at dilation 2."""
+        for index, position in enumerate(self.pool_positions):
+            if style == "deeplab":
+                self.features[position] = nn.MaxPool2d(3, stride=2 if index < 3 else 1, padding=1)
+            elif style == "frontend" and index >= 3:
+                self.features[position] = nn.Identity()
+            elif style not in ("deeplab", "frontend"):
+                raise ValueError(f"unknown atrous VGG style {style!r}")
+        conv5 = [m for m in self.features[self.pool_positions[3] + 1:] if isinstance(m, nn.Conv2d)]
+        for conv in conv5:
+            conv.dilation, conv.padding = (2, 2), (2, 2)
+        self.reductions = [2, 4, 8, 8, 8]
+        return self
 
     def imagenet_state(self, pretrained: bool | str | Path) -> dict[str, torch.Tensor]:
         if isinstance(pretrained, (str, Path)):

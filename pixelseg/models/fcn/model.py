@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-from pixelseg.errors import CheckpointError
 from pixelseg.models.base import SegmentationModel, he_initialisation
-from pixelseg.models.encoders import TimmEncoder, VGG16Encoder
+from pixelseg.models.encoders import TimmEncoder, VGG16Encoder, copy_into, vgg_fc_weights
 from pixelseg.models.fcn.decoder import FCNHead
 from pixelseg.models.registry import register_model
 
@@ -62,18 +61,10 @@ class FCN(SegmentationModel):
             self._load_vgg(pretrained)
 
     def _load_vgg(self, pretrained: bool | str | Path) -> None:
-        state = self.encoder.load_imagenet(pretrained)
-        pairs = {"pre_logits.fc1": self.head.fc6, "pre_logits.fc2": self.head.fc7,  # timm names
-                 "classifier.0": self.head.fc6, "classifier.3": self.head.fc7}  # torchvision names
-        for prefix, layer in pairs.items():
-            if f"{prefix}.weight" in state:
-                weight = state[f"{prefix}.weight"]
-                if weight.numel() != layer.weight.numel():
-                    raise CheckpointError(f"{pretrained}: {prefix} has {tuple(weight.shape)}, "
-                                          f"fc layer needs {tuple(layer.weight.shape)}")
-                with torch.no_grad():
-                    layer.weight.copy_(weight.reshape(layer.weight.shape))
-                    layer.bias.copy_(state[f"{prefix}.bias"])
+        fc = vgg_fc_weights(self.encoder.load_imagenet(pretrained))
+        if fc is not None:
+            copy_into(self.head.fc6, fc["fc6.weight"], fc["fc6.bias"], pretrained)
+            copy_into(self.head.fc7, fc["fc7.weight"], fc["fc7.bias"], pretrained)
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(images))

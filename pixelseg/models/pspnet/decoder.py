@@ -8,17 +8,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelseg.errors import ConfigError
 from pixelseg.models.base import conv_bn_relu
 
 
 class PyramidPoolingModule(nn.Module):
-    """Average-pool to ``bins`` x ``bins`` grids, reduce each to ``in/len(bins)`` channels, upsample, concatenate."""
+    """Pool to ``bins`` x ``bins`` grids (average, or max with ``pooling="max"``: the paper compares both, Table 1),
+    reduce each to ``in/len(bins)`` channels, upsample, concatenate."""
 
-    def __init__(self, in_channels: int, bins: Sequence[int] = (1, 2, 3, 6)) -> None:
+    def __init__(self, in_channels: int, bins: Sequence[int] = (1, 2, 3, 6), pooling: str = "avg") -> None:
         super().__init__()
+        if pooling not in ("avg", "max"):
+            raise ConfigError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+        pool = nn.AdaptiveAvgPool2d if pooling == "avg" else nn.AdaptiveMaxPool2d
         reduced = in_channels // len(bins)
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(size), conv_bn_relu(in_channels, reduced, kernel_size=1))
+            nn.Sequential(pool(size), conv_bn_relu(in_channels, reduced, kernel_size=1))
             for size in bins
         )
         self.out_channels = in_channels + reduced * len(bins)
@@ -33,9 +38,9 @@ class PSPHead(nn.Module):
     """Pyramid pooling, then a 3x3 conv-BN-ReLU, dropout and a 1x1 classifier."""
 
     def __init__(self, in_channels: int, num_classes: int, bins: Sequence[int] = (1, 2, 3, 6), channels: int = 512,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, pooling: str = "avg") -> None:
         super().__init__()
-        self.ppm = PyramidPoolingModule(in_channels, bins)
+        self.ppm = PyramidPoolingModule(in_channels, bins, pooling)
         self.classifier = nn.Sequential(conv_bn_relu(self.ppm.out_channels, channels), nn.Dropout2d(dropout),
                                         nn.Conv2d(channels, num_classes, 1))
 

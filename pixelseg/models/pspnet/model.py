@@ -3,7 +3,8 @@
 Faithful: dilated ResNet encoder at output stride 8, pyramid pooling at bins 1, 2, 3, 6 (each reduced to 1/4 of
 the channels), a 3x3 conv + dropout + 1x1 classifier, and the auxiliary loss head on the stage-4 features with
 weight 0.4. Differs: the encoder is any timm backbone that supports ``output_stride`` (default ResNet-50 with a
-single 7x7 stem rather than the paper's deep three-conv stem).
+single 7x7 stem rather than the paper's deep three-conv stem). ``pooling="max"`` is the max-pooling pyramid of
+the paper's Table 1.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PSPNet(SegmentationModel):
             output_stride: 8 (the paper) or 16.
             bins: the pyramid's pooled grid sizes (1, 2, 3, 6 in the paper).
             aux_weight: weight of the auxiliary head's loss on stage-3 features in training (0.4 in the paper).
+            pooling: the pyramid's pooling, "avg" (the paper's choice) or "max" (its Table 1 ablation).
 
         Example:
             >>> model = pixelseg.models.create("pspnet", num_classes=21, encoder="resnet50", output_stride=8)
@@ -41,11 +43,11 @@ class PSPNet(SegmentationModel):
 
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, output_stride: int = 8, bins: Sequence[int] = (1, 2, 3, 6),
-                 aux_weight: float = 0.4) -> None:
+                 aux_weight: float = 0.4, pooling: str = "avg") -> None:
         super().__init__()
         self.encoder = TimmEncoder.atrous(encoder, in_channels, pretrained, output_stride)
         channels = self.encoder.channels
-        self.head = PSPHead(channels[-1], num_classes, bins)
+        self.head = PSPHead(channels[-1], num_classes, bins, pooling=pooling)
         self.aux_weight = aux_weight
         self.aux_head = AuxiliaryHead(channels[-2], num_classes) if aux_weight > 0 else None
 

@@ -1,0 +1,3 @@
+from pixelseg.models.attention.model import CCNet, DANet, NonLocalNet
+
+__all__ = ["CCNet", "DANet", "NonLocalNet"]

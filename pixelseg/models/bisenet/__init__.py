@@ -1,0 +1,3 @@
+from pixelseg.models.bisenet.model import BiSeNetV1, BiSeNetV2
+
+__all__ = ["BiSeNetV1", "BiSeNetV2"]

@@ -1,0 +1,3 @@
+from pixelseg.models.deconvnet.model import DeconvNet
+
+__all__ = ["DeconvNet"]

@@ -1,0 +1,3 @@
+from pixelseg.models.dilation.model import DilatedNet
+
+__all__ = ["DilatedNet"]

@@ -1,0 +1,3 @@
+from pixelseg.models.gcn.model import GCN
+
+__all__ = ["GCN"]

@@ -1,0 +1,3 @@
+from pixelseg.models.hrnet.model import HRNet
+
+__all__ = ["HRNet"]

@@ -1,0 +1,3 @@
+from pixelseg.models.linknet.model import LinkNet
+
+__all__ = ["LinkNet"]

@@ -1,0 +1,3 @@
+from pixelseg.models.maskformer.model import MaskFormer
+
+__all__ = ["MaskFormer"]

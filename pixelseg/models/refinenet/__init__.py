@@ -1,0 +1,3 @@
+from pixelseg.models.refinenet.model import RefineNet
+
+__all__ = ["RefineNet"]

@@ -1,0 +1,3 @@
+from pixelseg.models.segmenter.model import Segmenter
+
+__all__ = ["Segmenter"]

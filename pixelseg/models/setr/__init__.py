@@ -1,0 +1,3 @@
+from pixelseg.models.setr.model import SETR
+
+__all__ = ["SETR"]
