@@ -46,6 +46,12 @@ def peers(num_classes: int):
     yield ("UPerNet, ConvNeXt-T (256-channel head, as smp)",
            lambda: ours("upernet", encoder="convnext_tiny", channels=256),
            lambda: smp.UPerNet("tu-convnext_tiny", encoder_weights=None, classes=num_classes), "smp")
+    yield ("UPerNet, Swin-T (256-channel head, as smp)",
+           lambda: ours("upernet", encoder="swin_tiny_patch4_window7_224", channels=256),
+           lambda: smp.UPerNet("tu-swin_tiny_patch4_window7_224", encoder_weights=None, classes=num_classes,
+                               strict_img_size=False), "smp")
+    yield ("LinkNet, ResNet-18", lambda: ours("linknet", encoder="resnet18"),
+           lambda: smp.Linknet("resnet18", encoder_weights=None, classes=num_classes), "smp")
 
 
 def timed(model, images: torch.Tensor) -> float:

@@ -43,10 +43,11 @@ def test_train_eval_predict_through_the_cli(shapes_root, tmp_path):
     labels = np.asarray(Image.open(tmp_path / "pred" / "val_0000_labels.png"))
     assert labels.shape == (48, 64) and labels.max() < 4
 
-    with_crf = pixelseg("eval", tmp_path / "run" / "model", "--crf", "--out", tmp_path / "eval_crf")
+    with_crf = pixelseg("eval", tmp_path / "run" / "model", "--crf", "--boundary-f1", "--out", tmp_path / "eval_crf")
     assert with_crf.returncode == 0, with_crf.stderr
-    assert "dense CRF" in with_crf.stdout
-    assert json.loads((tmp_path / "eval_crf" / "metrics.json").read_text())["crf"] is True
+    assert "dense CRF" in with_crf.stdout and "boundary F1" in with_crf.stdout and "prec." in with_crf.stdout
+    scored = json.loads((tmp_path / "eval_crf" / "metrics.json").read_text())
+    assert scored["crf"] is True and 0 <= scored["boundary_f1"] <= 1 and len(scored["precision"]) == 4
     predicted = pixelseg("predict", inputs, "--model", tmp_path / "run" / "model", "--crf", "--out", tmp_path / "p2")
     assert predicted.returncode == 0 and "dense CRF" in predicted.stdout, predicted.stderr
 
@@ -97,6 +98,11 @@ def test_models_lists_the_registry():
     assert result.returncode == 0
     for name in ("unet", "fcn8s", "deeplabv3plus"):
         assert name in result.stdout
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert "20.51M" in rows["deeplabv1"] and "251.80M" in rows["deconvnet"]  # the defaults' parameter counts
+    import re
+
+    assert all(re.search(r"\b(19|20)\d\d\)", line) for line in rows.values()), "every row names its paper's year"
 
 
 def test_help_and_classical_methods_do_not_import_the_heavy_libraries():

@@ -101,3 +101,37 @@ def test_fast_accumulation_equals_a_pixel_by_pixel_count(dtype, n, ignore_index)
 def test_predictions_outside_the_classes_are_an_error():
     with pytest.raises(ValueError, match="class 5, outside 0..4"):
         ConfusionMatrix(5).update(torch.tensor([[0, 5]]), torch.tensor([[0, 1]]))
+
+
+def test_precision_and_recall_from_the_confusion_matrix():
+    from pixelseg.metrics import metrics_from_confusion
+
+    # rows = truth, columns = prediction: class 1 has 4 true pixels, 3 found; 5 predicted, 3 of them right
+    matrix = np.array([[10, 2, 0], [1, 3, 0], [0, 0, 0]])
+    metrics = metrics_from_confusion(matrix)
+    assert metrics["recall"][1] == pytest.approx(3 / 4) and metrics["precision"][1] == pytest.approx(3 / 5)
+    assert metrics["dice"][1] == pytest.approx(2 * 0.6 * 0.75 / (0.6 + 0.75))  # Dice is F1
+    assert np.isnan(metrics["precision"][2])  # neither labelled nor predicted
+    assert metrics_from_confusion(np.array([[5, 0], [3, 0]]))["precision"][1] == 0.0  # present, never predicted
+
+
+def test_boundary_f1_known_answers():
+    from pixelseg.metrics import BoundaryF1, boundary_f1
+
+    label = np.zeros((100, 100), dtype=np.int64)
+    label[20:80, 20:80] = 1
+    assert boundary_f1(label, label, 2)[1] == (1.0, 1.0, 1.0)
+    shifted = np.roll(label, 1, axis=1)  # one pixel off: within the 0.75 % x 141 = 1.06 pixel tolerance
+    assert boundary_f1(shifted, label, 2)[1][2] == pytest.approx(1.0)
+    far = np.roll(label, 10, axis=1)  # ten pixels off: only the horizontal edges' overlap still matches
+    precision, recall, f1 = boundary_f1(far, label, 2)[1]
+    assert 0.3 < precision < 0.7 and 0.3 < recall < 0.7 and f1 == pytest.approx(2 * precision * recall /
+                                                                                 (precision + recall))
+    assert boundary_f1(np.zeros_like(label), label, 2)[1] == (0.0, 0.0, 0.0)  # the square missed entirely
+    ignored = label.copy()
+    ignored[:, :50] = 255  # the left half unlabelled: only the right half's boundary is scored
+    assert boundary_f1(label, ignored, 2, classes=[1])[1][2] == pytest.approx(1.0)
+    score = BoundaryF1(2)
+    score.update(label, label)
+    score.update(np.zeros_like(label), label)
+    assert score.compute()["boundary_f1"] == pytest.approx(0.5)

@@ -138,7 +138,7 @@ def cmd_eval(args) -> int:
                                 f"{dataset.root} has {dataset.classes.num_classes}")
         result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
                           progress=_progress(args), examples=args.examples, crf=_crf(args), flip=args.flip,
-                          scales=_scales(args))
+                          scales=_scales(args), boundary=args.boundary_f1)
         scale = args.scale or model.meta.get("inference_scale", 1.0)
         source, classes = {"checkpoint": str(args.checkpoint), "backend": args.backend, "precision": args.precision,
                            "inference_scale": scale, "tile": args.tile,
@@ -314,11 +314,14 @@ def cmd_data_split(args) -> int:
 
 def cmd_models(args) -> int:
     from pixelseg.models import list_models
+    from pixelseg.models.registry import parameter_count
 
     models = list_models()
     width = max(len(name) for name in models)
+    print(f"{'name':<{width}}  {'params':>8}  paper (the architecture's docstring: what is faithful, what differs)")
     for name, summary in models.items():
-        print(f"{name:<{width}}  {summary}")
+        count = f"{parameter_count(name) / 1e6:.2f}M" if args.params else ""
+        print(f"{name:<{width}}  {count:>8}  {summary}")
     return 0
 
 
@@ -410,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="folder for metrics.json and plots (default: beside the checkpoint)")
     evaluate.add_argument("--examples", type=int, default=4,
                           help="images shown as image / truth / prediction in examples.png (0: none)")
+    evaluate.add_argument("--boundary-f1", action="store_true",
+                          help="also the boundary F1 score per class (Csurka et al. 2013; tolerance 0.75%% of the "
+                               "image diagonal)")
     inference_options(evaluate)
     method_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
@@ -489,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--overwrite", action="store_true", help="replace existing lists")
     split.set_defaults(func=cmd_data_split)
 
-    models = commands.add_parser("models", help="list the architectures")
+    models = commands.add_parser("models", help="list the architectures: paper, year, parameters at the defaults")
+    models.add_argument("--no-params", dest="params", action="store_false",
+                        help="leave out the parameter counts (they take seconds to count)")
     models.set_defaults(func=cmd_models)
 
     bench = commands.add_parser("benchmark", help="parameters, GFLOPs, CPU latency and peak memory per architecture")

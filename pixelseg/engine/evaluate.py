@@ -18,7 +18,7 @@ from pixelseg.data.transforms import evaluation_transform
 from pixelseg.engine import distributed
 from pixelseg.inference import model_device, predict_logits
 from pixelseg.io import rgb_view, write_text
-from pixelseg.metrics import ConfusionMatrix
+from pixelseg.metrics import BoundaryF1, ConfusionMatrix
 from pixelseg.utils import progress_bar
 from pixelseg.visualize import plot_class_iou, plot_confusion, plot_examples
 
@@ -36,16 +36,22 @@ class Evaluation:
     def table(self) -> str:
         """Per-class IoU and accuracy, then the summary metrics, as aligned text."""
         width = max(12, *(len(name) for name in self.class_names))
-        lines = [f"{'class':<{width}} {'IoU':>7} {'acc':>7} {'Dice':>7} {'pixels':>12}"]
+        boundary = self.metrics.get("boundary_f1_per_class")
+        lines = [f"{'class':<{width}} {'IoU':>7} {'recall':>7} {'prec.':>7} {'F1/Dice':>7} "
+                 f"{'BF':>7} {'pixels':>12}" if boundary else
+                 f"{'class':<{width}} {'IoU':>7} {'recall':>7} {'prec.':>7} {'F1/Dice':>7} {'pixels':>12}"]
         for index, name in enumerate(self.class_names):
-            iou, accuracy, dice = (self.metrics[key][index] for key in ("iou", "class_accuracy", "dice"))
-            lines.append(f"{name:<{width}} {_percent(iou)} {_percent(accuracy)} {_percent(dice)} "
+            values = [self.metrics[key][index] for key in ("iou", "class_accuracy", "precision", "dice")]
+            values += [boundary[index]] if boundary else []
+            lines.append(f"{name:<{width}} {' '.join(_percent(v) for v in values)} "
                          f"{self.metrics['pixels'][index]:>12,}")
         lines.append("")
         for key, label in (("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy"),
-                           ("mean_class_accuracy", "mean class accuracy"), ("fwiou", "frequency-weighted IoU"),
-                           ("mean_dice", "mean Dice")):
-            lines.append(f"{label:<24} {_percent(self.metrics[key])}")
+                           ("mean_class_accuracy", "mean class accuracy (recall)"),
+                           ("mean_precision", "mean precision"), ("fwiou", "frequency-weighted IoU"),
+                           ("mean_dice", "mean Dice (F1)"), ("boundary_f1", "boundary F1 (BF score)")):
+            if key in self.metrics:
+                lines.append(f"{label:<28} {_percent(self.metrics[key])}")
         return "\n".join(lines)
 
     def save(self, directory: str | Path, classes: ClassInfo, extra: dict | None = None) -> dict[str, Path]:
@@ -85,8 +91,10 @@ def _example_indices(length: int, examples: int) -> set[int]:
 def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: float | None = None,
              tile: tuple[int, int] | None = None, overlap: float = 0.33, progress: bool = True,
              workers: int = 0, examples: int = 0, crf: DenseCRF | None = None, flip: bool = False,
-             scales: Sequence[float] = (1.0,)) -> Evaluation:
+             scales: Sequence[float] = (1.0,), boundary: bool = False) -> Evaluation:
     """Predict every image of ``dataset`` at full resolution and score it against its mask.
+
+    ``boundary``: also the boundary F1 score (:class:`pixelseg.metrics.BoundaryF1`, one process only).
 
     ``examples``: keep (image, truth, prediction) for that many images, spread over the dataset, for a picture.
     ``crf``: refine each image's probabilities with a dense CRF before scoring. ``flip``, ``scales``: test-time
@@ -103,6 +111,7 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
     indices = list(range(context.rank, len(dataset), context.world_size))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=1,
                                          num_workers=workers)
+    boundary_f1 = BoundaryF1(model.classes.num_classes) if boundary else None
     keep = _example_indices(len(dataset), examples)
     kept = []
     try:
@@ -115,9 +124,12 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
                 logits = crf(rgb_view(rgb), logits[0].softmax(0)).unsqueeze(0)
             predicted = logits.argmax(dim=1)
             confusion.update(predicted, mask.to(device))
+            if boundary_f1 is not None:
+                boundary_f1.update(predicted[0].cpu().numpy(), mask[0].numpy())
             if index in keep:
                 kept.append((rgb, mask[0].numpy(), predicted[0].cpu().numpy()))
     finally:
         dataset.transform = previous
     distributed.sum_across_ranks(confusion.matrix)
-    return Evaluation(confusion.compute(), confusion.matrix.cpu().numpy(), model.classes.names, kept)
+    metrics = {**confusion.compute(), **(boundary_f1.compute() if boundary_f1 is not None else {})}
+    return Evaluation(metrics, confusion.matrix.cpu().numpy(), model.classes.names, kept)

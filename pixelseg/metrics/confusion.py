@@ -71,7 +71,8 @@ class ConfusionMatrix:
 
 
 def metrics_from_confusion(matrix: np.ndarray) -> dict:
-    """Pixel accuracy, mean class accuracy, per-class IoU, mIoU, frequency-weighted IoU and Dice (F1)."""
+    """Pixel accuracy, mean class accuracy, per-class IoU, mIoU, frequency-weighted IoU, Dice (= F1), precision
+    and recall (= class accuracy: the share of a class's pixels found)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     true_positive = np.diag(matrix)
     labelled = matrix.sum(axis=1)  # pixels of each true class
@@ -82,6 +83,7 @@ def metrics_from_confusion(matrix: np.ndarray) -> dict:
         class_accuracy = np.where(labelled > 0, true_positive / labelled, np.nan)
         iou = np.where(union > 0, true_positive / union, np.nan)
         dice = np.where(labelled + predicted > 0, 2 * true_positive / (labelled + predicted), np.nan)
+        precision = np.where(predicted > 0, true_positive / predicted, np.where(labelled > 0, 0.0, np.nan))
     frequency = labelled / total if total else np.zeros_like(labelled)
     present = ~np.isnan(iou)
     return {
@@ -90,9 +92,12 @@ def metrics_from_confusion(matrix: np.ndarray) -> dict:
         "miou": _nanmean(iou),
         "fwiou": float((frequency[present] * iou[present]).sum()) if total else float("nan"),
         "mean_dice": _nanmean(dice),
+        "mean_precision": _nanmean(precision),
         "iou": iou.tolist(),
         "class_accuracy": class_accuracy.tolist(),
         "dice": dice.tolist(),
+        "precision": precision.tolist(),
+        "recall": class_accuracy.tolist(),
         "pixels": labelled.astype(np.int64).tolist(),
     }
 

@@ -76,3 +76,16 @@ def create(name: str, num_classes: int, **kwargs):
     if kwargs.get("pretrained") and getattr(encoder, "weights_source", None):
         model.meta["encoder_weights"] = encoder.weights_source
     return model
+
+
+def parameter_count(name: str, num_classes: int = 21) -> int:
+    """Parameters of architecture ``name`` at its default setting (``num_classes`` outputs), built on PyTorch's
+    meta device (no memory, no initialisation) where the architecture allows it."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = create(name, num_classes=num_classes)
+    except (NotImplementedError, RuntimeError):  # initialisers that read values (SegFormer's) need real tensors
+        model = create(name, num_classes=num_classes)
+    return sum(p.numel() for p in model.parameters())

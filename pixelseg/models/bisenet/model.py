@@ -31,8 +31,7 @@ from pixelseg.models.registry import register_model
 
 @register_model("bisenetv1")
 class BiSeNetV1(SegmentationModel):
-    """BiSeNet: spatial path + context path (ResNet-18), fused by FFM; the real-time option beside ENet (Yu et al.,
-    ECCV 2018).
+    """BiSeNet: spatial path + context path (ResNet-18) fused by FFM, real-time (Yu et al., ECCV 2018).
 
         Args:
             num_classes: output classes.
@@ -75,8 +74,7 @@ class BiSeNetV1(SegmentationModel):
 
 @register_model("bisenetv2")
 class BiSeNetV2(SegmentationModel):
-    """BiSeNet V2: detail and semantic branches joined by bilateral guided aggregation, booster heads in training
-    (Yu et al., IJCV 2021).
+    """BiSeNet V2: detail + semantic branches, bilateral guided aggregation, booster heads (Yu et al., IJCV 2021).
 
         Args:
             num_classes: output classes.

@@ -26,7 +26,7 @@ from pixelseg.models.registry import register_model
 
 @register_model("dilation")
 class DilatedNet(SegmentationModel):
-    """Dilated convolutions: VGG16 front-end + context module (Yu & Koltun, ICLR 2016; Dilation8 on CamVid).
+    """Dilated convolutions: VGG16 front-end + context module, Dilation8 on CamVid (Yu & Koltun, ICLR 2016).
 
         Args:
             num_classes: output classes.
