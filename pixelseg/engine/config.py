@@ -33,6 +33,7 @@ class DataConfig:
     color_jitter: float = 0.3  # brightness, contrast and saturation jitter (0: none)
     workers: int = 2  # data loader processes
     cache: bool = False  # decode every training image and mask once, keep them in memory (small datasets)
+    unlabelled: str | None = None  # a folder of images without labels (method: mean_teacher)
 
 
 @dataclass
@@ -68,6 +69,38 @@ class LossConfig:
                 raise ConfigError(f"unknown config key {prefix + str(key)!r}{closest(key, valid)}; valid keys under "
                                   f"loss: {', '.join(valid)} (a loss's weight, NAME_OPTION, class_weights)")
         return config
+
+
+@dataclass
+class MethodConfig:
+    """The method section: ``name`` (a registered training method, :data:`pixelseg.engine.methods.METHODS`:
+    ``supervised`` by default, ``mean_teacher``) and that method's options by name (``threshold: 0.95``)."""
+
+    name: str = "supervised"
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, values: dict, prefix: str = "method.") -> MethodConfig:
+        from pixelseg.engine.methods import METHODS, method_options
+
+        if not isinstance(values, dict):
+            raise ConfigError(f"{prefix.rstrip('.')}: expected a mapping, got {values!r}")
+        name = values.get("name", "supervised")
+        if name not in METHODS:
+            raise ConfigError(f"{prefix}name: unknown training method {name!r}{closest(str(name), METHODS)}; "
+                              f"choose from {', '.join(METHODS)}")
+        defaults = method_options(name)
+        options = dict(values.get("options") or {})  # a stored config (to_dict)
+        for key, value in values.items():
+            if key in ("name", "options"):
+                continue
+            if key not in defaults:
+                valid = ["name", *defaults]
+                raise ConfigError(f"unknown config key {prefix + str(key)!r}{closest(key, valid)}; method {name!r} "
+                                  f"takes: {', '.join(valid)}")
+            options[key] = _check_value(prefix + key, value, type(defaults[key])) if defaults[key] is not None \
+                else value
+        return cls(name, options)
 
 
 @dataclass
@@ -118,6 +151,7 @@ class Config:
     model: dict = field(default_factory=lambda: {"name": "unet", "encoder": "resnet18"})
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -202,8 +236,8 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
             raise ConfigError(f"unknown config key {prefix + str(key)!r}{closest(key, fields)}; "
                               f"valid keys under {prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}")
         hint = hints[key]
-        if hint is LossConfig:  # its keys come from the loss registry
-            kwargs[key] = LossConfig.from_mapping(value or {}, f"{prefix}{key}.")
+        if hint in (LossConfig, MethodConfig):  # their keys come from the loss / training-method registry
+            kwargs[key] = hint.from_mapping(value or {}, f"{prefix}{key}.")
             continue
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
@@ -295,6 +329,20 @@ def _loss_reference() -> list[str]:
     return [*lines, ""]
 
 
+def _method_reference() -> list[str]:
+    from pixelseg.engine.methods import METHODS, method_options
+
+    lines = ["## method", "", "`name`: the training method (`supervised` unless set; docs/extending.md adds one), and "
+             "that method's options as keys of this section (`threshold: 0.9`).", "",
+             "| `name` | options (default) | method |", "|---|---|---|"]
+    for name, cls in METHODS.items():
+        options = ", ".join(f"`{k}` ({v})" for k, v in method_options(name).items()) or "none"
+        summary = (cls.__doc__ or "").strip().replace("\n", " ")
+        summary = " ".join(summary.split())
+        lines.append(f"| `{name}` | {options} | {summary} |")
+    return [*lines, ""]
+
+
 def reference_markdown() -> str:
     """docs/config.md: every key of the config with its type, default, choices and meaning, from the dataclasses."""
     lines = ["# Training config reference", "",
@@ -307,8 +355,8 @@ def reference_markdown() -> str:
     for section in dataclasses.fields(Config):
         if section.name == "model":
             continue
-        if section.name == "loss":
-            lines += _loss_reference()
+        if section.name in ("loss", "method"):
+            lines += _loss_reference() if section.name == "loss" else _method_reference()
             continue
         cls = typing.get_type_hints(Config)[section.name]
         comments = _field_comments(cls)

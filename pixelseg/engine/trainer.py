@@ -41,6 +41,7 @@ from pixelseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_s
 from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
 from pixelseg.engine.loggers import NullLogger, build_logger
+from pixelseg.engine.methods import TrainingMethod, build_method
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.io import write_text
 from pixelseg.losses import build_loss, class_weights_from_counts
@@ -171,14 +172,6 @@ def _share_of_labelled_pixels(masks: torch.Tensor, ignore_index: int) -> torch.T
     return (labelled * context.world_size / total.clamp_min(1)).to(torch.float32)
 
 
-def _to_float32(outputs):
-    if isinstance(outputs, (tuple, list)):
-        return type(outputs)(_to_float32(o) for o in outputs)
-    if isinstance(outputs, dict):
-        return {key: _to_float32(value) for key, value in outputs.items()}
-    return outputs.float()
-
-
 class EpochProgress:
     """Where an epoch stands: optimizer steps done, the running loss and the seconds spent on them (kept in
     mid-epoch checkpoints, so that an epoch stopped and resumed logs the time of all its steps)."""
@@ -194,13 +187,14 @@ class EpochProgress:
         return self.loss_total / max(self.batches, 1)
 
 
-def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch: int, accumulate: int = 1,
-                    scaler=None, amp_dtype=None, max_steps: int | None = None, progress: bool = True,
+def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader, device, epoch: int,
+                    accumulate: int = 1, scaler=None, max_steps: int | None = None, progress: bool = True,
                     done: EpochProgress | None = None,
                     after_step: Callable[[EpochProgress], bool] | None = None,
                     channels_last: bool = False,
                     log_step: Callable[[dict[str, float]], None] | None = None) -> EpochProgress:
-    """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming).
+    """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming):
+    ``method`` (:mod:`pixelseg.engine.methods`) gives each batch's loss and runs after each optimizer step.
 
     ``channels_last`` hands the batches to the model in channels-last layout (for a model converted to it). The
     scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
@@ -220,13 +214,11 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            outputs = model(images)
-        loss = segmentation_loss(model, loss_fn, _to_float32(outputs), masks)  # the loss in float32
+        loss = method.batch_loss(model, images, masks)  # the model under autocast, the loss in float32
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {index}: lower optimizer.lr")
         state.loss_total += loss.item()
-        loss = loss * _share_of_labelled_pixels(masks, getattr(loss_fn, "ignore_index", IGNORE_INDEX))
+        loss = loss * _share_of_labelled_pixels(masks, getattr(method.run.loss_fn, "ignore_index", IGNORE_INDEX))
         (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
         state.batches += 1
         if (index + 1) % accumulate == 0:
@@ -237,6 +229,7 @@ def train_one_epoch(model, loss_fn, optimizer, scheduler, loader, device, epoch:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
+            method.after_step()
             state.steps += 1
             bar.set_postfix(loss=f"{state.mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             if log_step:
@@ -313,6 +306,7 @@ class Run:
     steps_per_epoch: int
     progress: bool
     logger: NullLogger
+    method: TrainingMethod | None = None  # how batches become losses (method.name); built last, from the run
 
 
 def setup_process(config: Config, progress: bool) -> tuple[torch.device, distributed.Context, bool]:
@@ -427,8 +421,12 @@ def build_run(config: Config, resume: bool | str | Path = False, progress: bool 
         print(f"pixelseg: training on {device} in {precision[amp_dtype]} (train.amp: {config.train.amp}); "
               f"encoder weights: {model.meta.get('encoder_weights', 'none (random initialisation)')}", flush=True)
     logger = build_logger(config.train.logger, out_dir, context.is_main)
-    return Run(config, device, context, out_dir, train_set, val_set, model, trained, loss_fn, optimizer, scheduler,
-               scaler, amp_dtype, steps_per_epoch, progress, logger)
+    run = Run(config, device, context, out_dir, train_set, val_set, model, trained, loss_fn, optimizer, scheduler,
+              scaler, amp_dtype, steps_per_epoch, progress, logger)
+    run.method = build_method(run)
+    if context.is_main and config.method.name != "supervised":
+        print(f"pixelseg: training method {config.method.name} {config.method.options or ''}".rstrip(), flush=True)
+    return run
 
 
 class TrainingState:
@@ -450,7 +448,7 @@ class TrainingState:
             "epoch": self.epoch if finished_epoch is None else finished_epoch, "best_miou": self.best_miou,
             "history": self.history, "rng": rng_state(), "config": run.config.to_dict(),
             "model_config": run.model.config, "model_meta": run.model.meta,
-            "partial_epoch": partial.to_dict() if partial else None,
+            "partial_epoch": partial.to_dict() if partial else None, "method": run.method.state_dict(),
         }
 
     def load_state_dict(self, checkpoint: dict, source: str | Path) -> None:
@@ -463,6 +461,7 @@ class TrainingState:
         run.scheduler.load_state_dict(checkpoint["scheduler"])
         if run.scaler and checkpoint.get("scaler"):
             run.scaler.load_state_dict(checkpoint["scaler"])
+        run.method.load_state_dict(checkpoint.get("method") or {})
         restore_rng_state(checkpoint["rng"])
         self.epoch, self.best_miou, self.history = checkpoint["epoch"], checkpoint["best_miou"], checkpoint["history"]
         if checkpoint.get("partial_epoch"):  # saved mid-epoch: continue after its last optimizer step
@@ -501,9 +500,9 @@ def run_epoch(run: Run, state: TrainingState, epoch: int, stop_requested: Callab
             save_checkpoint(run.out_dir / "last.pt", state.state_dict(epoch - 1, progress_now))
         return stop
 
-    progress_now = train_one_epoch(run.trained, run.loss_fn, run.optimizer, run.scheduler,
+    progress_now = train_one_epoch(run.trained, run.method, run.optimizer, run.scheduler,
                                    epoch_loader(run, epoch, done), run.device, epoch, run.config.train.accumulate,
-                                   run.scaler, run.amp_dtype, run.steps_per_epoch, run.progress, done, after_step,
+                                   run.scaler, run.steps_per_epoch, run.progress, done, after_step,
                                    run.config.train.channels_last,
                                    log_step=lambda values: run.logger.step(run.scheduler.last_epoch, values))
     progress_now.seconds = time.time() - started
@@ -518,8 +517,8 @@ def end_epoch(run: Run, state: TrainingState, epoch: int, progress_now: EpochPro
            "val_miou": None, "val_pixel_accuracy": None}
     validate = run.val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
     if validate:
-        metrics = evaluate(run.model, run.val_set, tile=config.eval.tile, overlap=config.eval.overlap,
-                           progress=run.progress, workers=config.data.workers).metrics
+        metrics = evaluate(run.method.evaluated_model(), run.val_set, tile=config.eval.tile,
+                           overlap=config.eval.overlap, progress=run.progress, workers=config.data.workers).metrics
         row["val_miou"] = round(metrics["miou"], 6)
         row["val_pixel_accuracy"] = round(metrics["pixel_accuracy"], 6)
     row["seconds"] = round(time.time() - started, 1)
@@ -545,8 +544,9 @@ def save_best_model(run: Run) -> None:
     """``model/`` (safetensors + JSON) from ``best.pt``: what ``pixelseg.load`` and the other commands take."""
     if run.context.is_main:
         best = load_checkpoint(run.out_dir / "best.pt")
-        save_model(build_from_config(best["model_config"], best["model_meta"], best["model"],
-                                     run.out_dir / "best.pt"), run.out_dir / "model")
+        weights = (best.get("method") or {}).get("teacher", best["model"])  # a mean teacher ships its teacher
+        save_model(build_from_config(best["model_config"], best["model_meta"], weights, run.out_dir / "best.pt"),
+                   run.out_dir / "model")
     distributed.barrier(run.context)
 
 

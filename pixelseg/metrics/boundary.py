@@ -64,7 +64,8 @@ class BoundaryF1:
 
     def __init__(self, num_classes: int, tolerance: float | None = None, ignore_index: int = IGNORE_INDEX,
                  classes=None) -> None:
-        self.num_classes, self.tolerance, self.ignore_index, self.classes = num_classes, tolerance, ignore_index, classes
+        self.num_classes, self.tolerance, self.ignore_index = num_classes, tolerance, ignore_index
+        self.classes = classes
         self.image_scores: list[float] = []
         self.class_scores: dict[int, list[float]] = {}
 

@@ -1,0 +1,75 @@
+"""The training-method interface and the default, supervised training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+METHODS: dict[str, type] = {}
+"""The training-method registry: name -> class (``method.name`` in a config)."""
+
+
+def register_method(name: str) -> Callable:
+    """Decorator: register a :class:`TrainingMethod` subclass under ``name``."""
+
+    def decorator(cls: type) -> type:
+        if name in METHODS:
+            raise ValueError(f"training method {name!r} is registered twice")
+        METHODS[name] = cls
+        cls.name = name
+        return cls
+
+    return decorator
+
+
+def to_float32(outputs):
+    """Model outputs (a tensor, a tuple of them, MaskFormer's dict) in float32, for a loss computed in float32."""
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(to_float32(o) for o in outputs)
+    if isinstance(outputs, dict):
+        return {key: to_float32(value) for key, value in outputs.items()}
+    return outputs.float() if isinstance(outputs, torch.Tensor) else outputs
+
+
+class TrainingMethod:
+    """What a training method decides. ``run`` is the built run (:class:`pixelseg.engine.trainer.Run`: config,
+    model, loss, device, precision); the trainer calls, per batch, :meth:`batch_loss` and, after each optimizer step,
+    :meth:`after_step`; it saves :meth:`state_dict` in checkpoints and validates and ships :meth:`evaluated_model`."""
+
+    name = "base"
+
+    def __init__(self, run) -> None:
+        self.run = run
+
+    def forward(self, model, images: torch.Tensor):
+        """The model's outputs under the run's autocast precision, in float32."""
+        device, dtype = self.run.device, self.run.amp_dtype
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            return to_float32(model(images))
+
+    def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """After each optimizer step (an EMA teacher's update)."""
+
+    def evaluated_model(self) -> torch.nn.Module:
+        """The network validated each epoch and saved as the run's model."""
+        return self.run.model
+
+    def state_dict(self) -> dict:
+        """What the method keeps across ``--resume`` (tensors, numbers, strings: the safe loader's types)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back what :meth:`state_dict` saved."""
+
+
+@register_method("supervised")
+class Supervised(TrainingMethod):
+    """Per-pixel supervised training: the configured loss on the labelled batch (plus the model's auxiliary heads)."""
+
+    def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        core = getattr(model, "module", model)  # the model itself, or inside DDP
+        return core.training_loss(self.run.loss_fn, self.forward(model, images), masks)

@@ -1,0 +1,162 @@
+"""Semi-supervised training with a mean teacher and FixMatch-style consistency.
+
+- Tarvainen & Valpola, "Mean teachers are better role models", NeurIPS 2017: the teacher is an exponential moving
+  average (EMA) of the student's weights; it is what gets validated and saved.
+- Sohn et al., "FixMatch", NeurIPS 2020: the teacher's prediction on a weak view of an unlabelled image, kept where
+  its confidence reaches a threshold, is the target of the student on a strong view of the same pixels.
+- French et al., "Semi-supervised semantic segmentation needs strong, varied perturbations", BMVC 2020, and Yang
+  et al., "UniMatch", CVPR 2023: CutMix between unlabelled images, mixing the teacher's pseudo-labels with the
+  same box.
+
+Faithful: EMA teacher (decay 0.99), per-pixel confidence threshold (0.95), CutMix of a random box covering about
+half of the crop with another unlabelled image of the batch, strong photometric views (colour jitter, grey, blur)
+on the weak view's geometry, the unlabelled loss (cross-entropy on the confident pixels) added with ``weight``.
+Differs: labelled and strong unlabelled images go through the student in one forward pass (shared batch-norm
+statistics; one backward, as DDP needs); the teacher's batch norms use their EMA running statistics (eval mode).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pixelseg.constants import IGNORE_INDEX
+from pixelseg.engine.methods.base import TrainingMethod, register_method
+from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
+
+
+@torch.no_grad()
+def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float) -> None:
+    """``teacher = decay * teacher + (1 - decay) * student`` for every parameter; buffers (batch-norm running
+    statistics) are averaged the same way, integer buffers (batch counts) copied."""
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        t.mul_(decay).add_(s.detach(), alpha=1 - decay)
+    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+        if t.dtype.is_floating_point:
+            t.mul_(decay).add_(s, alpha=1 - decay)
+        else:
+            t.copy_(s)
+
+
+def confident_pseudo_labels(probabilities: torch.Tensor, threshold: float, valid: torch.Tensor | None = None,
+                            ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """The arg-max class where its probability reaches ``threshold`` (and the pixel is valid), else ignore."""
+    confidence, labels = probabilities.max(dim=1)
+    keep = confidence >= threshold
+    if valid is not None:
+        keep &= valid
+    return torch.where(keep, labels, torch.full_like(labels, ignore_index))
+
+
+def cutmix_boxes(batch: int, height: int, width: int, generator: torch.Generator, area: float = 0.5) -> torch.Tensor:
+    """One random box per sample (a boolean (batch, H, W) mask) covering about ``area`` of the crop: sides
+    ``sqrt(area)`` of the crop's, centred anywhere, clipped to it (French et al.'s CutMix for segmentation)."""
+    boxes = torch.zeros(batch, height, width, dtype=torch.bool)
+    box_h, box_w = max(1, round(height * math.sqrt(area))), max(1, round(width * math.sqrt(area)))
+    for index in range(batch):
+        cy = int(torch.randint(height, (1,), generator=generator))
+        cx = int(torch.randint(width, (1,), generator=generator))
+        top, left = max(0, cy - box_h // 2), max(0, cx - box_w // 2)
+        boxes[index, top:top + box_h, left:left + box_w] = True
+    return boxes
+
+
+def cutmix(images: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inside each sample's box, the pixels (and their labels) of the next sample in the batch (a cyclic shift)."""
+    other_images, other_labels = images.roll(1, dims=0), labels.roll(1, dims=0)
+    boxes = boxes.to(images.device)
+    mixed_images = torch.where(boxes[:, None], other_images, images)
+    return mixed_images, torch.where(boxes, other_labels, labels)
+
+
+def strong_view(images: torch.Tensor, mean, std, generator: torch.Generator, strength: float = 0.5) -> torch.Tensor:
+    """Photometric perturbations of normalised images, per sample: brightness, contrast and saturation jitter of
+    ``strength``, grey with probability 0.2, a 3x3 Gaussian blur with probability 0.5; the geometry is unchanged, so
+    the teacher's pseudo-labels on the weak view still line up."""
+    n, c = images.shape[:2]
+    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    x = images * std_t + mean_t
+
+    def factor() -> torch.Tensor:
+        return (1 + strength * (2 * torch.rand(n, 1, 1, 1, generator=generator) - 1)).to(images.device)
+
+    x = x * factor()
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - x.mean(dim=(1, 2, 3), keepdim=True)) * factor() + x.mean(dim=(1, 2, 3), keepdim=True)
+    x = grey + (x - grey) * factor()
+    to_grey = (torch.rand(n, 1, 1, 1, generator=generator) < 0.2).to(images.device)
+    x = torch.where(to_grey, x.mean(dim=1, keepdim=True).expand_as(x), x)
+    blur = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+    kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device)
+    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(c, 1, 3, 3)
+    blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+    x = torch.where(blur.view(-1, 1, 1, 1), blurred, x).clamp(0, 1)
+    return (x - mean_t) / std_t
+
+
+def _split(outputs, sizes: list[int]):
+    if isinstance(outputs, tuple):
+        parts = [o.split(sizes) for o in outputs]
+        return [tuple(p[i] for p in parts) for i in range(len(sizes))]
+    return list(outputs.split(sizes))
+
+
+def _main_logits(outputs) -> torch.Tensor:
+    return outputs[0] if isinstance(outputs, tuple) else outputs
+
+
+@register_method("mean_teacher")
+class MeanTeacher(TrainingMethod):
+    """Labelled batches as in supervised training, plus ``data.unlabelled``'s images through the teacher / student
+    consistency of FixMatch with CutMix; the EMA teacher is validated and saved."""
+
+    def __init__(self, run, threshold: float = 0.95, ema_decay: float = 0.99, weight: float = 1.0,
+                 cutmix: bool = True, strength: float = 0.5, unlabelled_batch: int | None = None) -> None:
+        super().__init__(run)
+        self.threshold, self.ema_decay, self.weight = threshold, ema_decay, weight
+        self.use_cutmix, self.strength = cutmix, strength
+        self.teacher = copy.deepcopy(run.model).eval()
+        for parameter in self.teacher.parameters():
+            parameter.requires_grad_(False)
+        self.stream = UnlabelledStream(run, unlabelled_batch)
+        self.steps = 0
+        self.last = {"confident": 0.0}
+
+    def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        core = getattr(model, "module", model)
+        weak, valid = self.stream.next_batch()
+        generator = torch.Generator().manual_seed(self.run.config.train.seed * 1_000_003 + self.steps)
+        with torch.no_grad():
+            probabilities = self.forward(self.teacher, weak).softmax(dim=1)
+        pseudo = confident_pseudo_labels(probabilities, self.threshold, valid, core.classes.ignore_index)
+        if self.use_cutmix and len(weak) > 1:
+            weak, pseudo = cutmix(weak, pseudo, cutmix_boxes(len(weak), *weak.shape[-2:], generator))
+        strong = strong_view(weak, core.meta["mean"], core.meta["std"], generator, self.strength)
+        labelled, unlabelled = _split(self.forward(model, torch.cat([images, strong])), [len(images), len(strong)])
+        supervised = core.training_loss(self.run.loss_fn, labelled, masks)
+        confident = pseudo != core.classes.ignore_index
+        self.last = {"confident": float(confident.float().mean())}
+        if not confident.any():
+            return supervised + 0.0 * _main_logits(unlabelled).sum()  # every parameter still gets a gradient
+        consistency = F.cross_entropy(_main_logits(unlabelled), pseudo, ignore_index=core.classes.ignore_index)
+        return supervised + self.weight * consistency
+
+    def after_step(self) -> None:
+        ema_update(self.teacher, self.run.model, self.ema_decay)
+        self.steps += 1
+
+    def evaluated_model(self) -> torch.nn.Module:
+        return self.teacher
+
+    def state_dict(self) -> dict:
+        return {"teacher": self.teacher.state_dict(), "steps": self.steps, "stream": self.stream.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.teacher.load_state_dict(state["teacher"])
+            self.steps = int(state["steps"])
+            self.stream.load_state_dict(state["stream"])

@@ -1,0 +1,156 @@
+"""Training methods (pixelseg.engine.methods): the pieces with known answers, the config keys, bad input, and a tiny
+mean-teacher run end to end that stops and resumes to the same weights."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import pixelseg.engine.trainer as train_module
+from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.config import config_from_dict
+from pixelseg.engine.methods.semi import confident_pseudo_labels, cutmix, cutmix_boxes, ema_update, strong_view
+from pixelseg.engine.trainer import train
+from pixelseg.errors import ConfigError, DataError
+from pixelseg.io import write_image
+from tests.conftest import tiny_config
+
+
+def test_ema_update_is_the_weighted_average_of_teacher_and_student():
+    teacher, student = torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2)
+    with torch.no_grad():
+        teacher.weight.fill_(1.0)
+        student.weight.fill_(3.0)
+        student.running_mean.fill_(2.0)
+        student.num_batches_tracked.fill_(7)
+    ema_update(teacher, student, decay=0.75)
+    assert torch.allclose(teacher.weight, torch.full((2,), 1.5))  # 0.75 * 1 + 0.25 * 3
+    assert torch.allclose(teacher.running_mean, torch.full((2,), 0.5))  # 0.75 * 0 + 0.25 * 2
+    assert int(teacher.num_batches_tracked) == 7
+
+
+def test_pseudo_labels_keep_only_confident_valid_pixels():
+    probabilities = torch.tensor([[0.96, 0.50, 0.10], [0.04, 0.50, 0.90]]).view(1, 2, 1, 3)
+    valid = torch.tensor([[[True, True, False]]])
+    assert confident_pseudo_labels(probabilities, 0.95).tolist() == [[[0, 255, 255]]]
+    assert confident_pseudo_labels(probabilities, 0.85).tolist() == [[[0, 255, 1]]]
+    assert confident_pseudo_labels(probabilities, 0.85, valid).tolist() == [[[0, 255, 255]]]
+
+
+def test_cutmix_takes_image_and_labels_of_the_next_sample_inside_the_box():
+    images = torch.arange(3, dtype=torch.float32).view(3, 1, 1, 1).expand(3, 3, 8, 8).contiguous()
+    labels = torch.arange(3).view(3, 1, 1).expand(3, 8, 8).contiguous()
+    boxes = cutmix_boxes(3, 8, 8, torch.Generator().manual_seed(0), area=0.25)
+    assert all(0 < b.sum() <= 16 for b in boxes)
+    mixed, mixed_labels = cutmix(images, labels, boxes)
+    for index in range(3):
+        source = (index - 1) % 3  # roll by one: sample i takes sample i-1's pixels
+        assert torch.all(mixed[index][:, boxes[index]] == source) and torch.all(mixed[index][:, ~boxes[index]] == index)
+        assert torch.equal(mixed_labels[index] == source, boxes[index])
+    assert torch.equal(mixed[:, 0].long(), mixed_labels)  # pixels and labels moved together
+
+
+def test_strong_view_keeps_the_geometry_and_the_value_range():
+    mean, std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+    images = torch.zeros(4, 3, 16, 16)
+    images[:, :, 4:12, 4:12] = 1.5  # a bright square on a mean background, normalised
+    strong = strong_view(images, mean, std, torch.Generator().manual_seed(0))
+    rgb = strong * 0.25 + 0.5
+    assert strong.shape == images.shape and rgb.min() >= 0 and rgb.max() <= 1 + 1e-6
+    inside, outside = rgb[:, :, 6:10, 6:10].mean(), rgb[:, :, :2, :2].mean()
+    assert inside > outside  # the square is still where it was
+
+
+def mean_teacher_config(shapes_root, out_dir, unlabelled, **train):
+    config = tiny_config(shapes_root, out_dir, **train)
+    config["data"]["unlabelled"] = str(unlabelled)
+    config["method"] = {"name": "mean_teacher", "threshold": 0.5, "ema_decay": 0.9}
+    return config
+
+
+@pytest.fixture
+def unlabelled_folder(shapes_root, tmp_path):
+    folder = tmp_path / "unlabelled"
+    shutil.copytree(shapes_root / "images" / "val", folder)
+    return folder
+
+
+def test_method_keys_are_checked_with_a_suggestion(shapes_root, tmp_path, unlabelled_folder):
+    config = mean_teacher_config(shapes_root, tmp_path / "run", unlabelled_folder)
+    config["method"]["treshold"] = 0.9
+    with pytest.raises(ConfigError, match="did you mean 'threshold'"):
+        config_from_dict(config)
+    with pytest.raises(ConfigError, match="unknown training method 'mean_teachr'.*mean_teacher"):
+        config_from_dict({"model": {"name": "unet"}, "method": {"name": "mean_teachr"}})
+
+
+def test_bad_unlabelled_folders_are_clear_errors(shapes_root, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="holds no images"):
+        train(config_from_dict(mean_teacher_config(shapes_root, tmp_path / "a", empty)), progress=False)
+    with_masks = tmp_path / "with_masks"
+    shutil.copytree(shapes_root / "images" / "val", with_masks)
+    shutil.copy(shapes_root / "masks" / "val" / "val_0000.png", with_masks / "zz_mask.png")
+    with pytest.raises(DataError, match="zz_mask.png looks like a label mask"):
+        train(config_from_dict(mean_teacher_config(shapes_root, tmp_path / "b", with_masks)), progress=False)
+    config = tiny_config(shapes_root, tmp_path / "c")
+    config["method"] = {"name": "mean_teacher"}
+    with pytest.raises(ConfigError, match="needs data.unlabelled"):
+        train(config_from_dict(config), progress=False)
+
+
+def test_mean_teacher_trains_ships_its_teacher_and_resumes_to_the_same_weights(shapes_root, tmp_path,
+                                                                                unlabelled_folder, monkeypatch):
+    straight = tmp_path / "straight"
+    train(config_from_dict(mean_teacher_config(shapes_root, straight, unlabelled_folder, epochs=2)), progress=False)
+    state = load_checkpoint(straight / "last.pt")
+    teacher, student = state["method"]["teacher"], state["model"]
+    assert state["method"]["steps"] == 8  # 16 training images, batch 4, 2 epochs: an EMA update per step
+    assert any(not torch.equal(teacher[k], student[k]) for k in student if student[k].is_floating_point())
+    from safetensors.torch import load_file
+
+    shipped = load_file(straight / "model" / "model.safetensors")
+    assert all(torch.equal(shipped[k].float(), teacher[k].float()) for k in shipped)  # the teacher is the model
+
+    interrupted = tmp_path / "interrupted"
+    original = train_module.train_one_epoch
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        if args[6] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config_from_dict(mean_teacher_config(shapes_root, interrupted, unlabelled_folder, epochs=2)),
+              progress=False)
+    monkeypatch.setattr(train_module, "train_one_epoch", original)
+    train(config_from_dict(mean_teacher_config(shapes_root, interrupted, unlabelled_folder, epochs=2)), resume=True,
+          progress=False)
+    resumed = load_checkpoint(interrupted / "last.pt")
+    for key, tensor in state["model"].items():
+        assert torch.equal(tensor, resumed["model"][key]), key
+    for key, tensor in teacher.items():
+        assert torch.equal(tensor, resumed["method"]["teacher"][key]), key
+
+
+def test_supervised_is_the_default_method_and_keeps_no_state(shapes_root, tmp_path):
+    config = config_from_dict(tiny_config(shapes_root, tmp_path / "run", epochs=1))
+    assert config.method.name == "supervised" and config.method.options == {}
+    train(config, progress=False)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["method"] == {}
+
+
+def test_unlabelled_images_have_their_valid_pixels(shapes_root, tmp_path):
+    from pixelseg.data.transforms import training_transform
+    from pixelseg.data.unlabelled import UnlabelledImages
+
+    write_image(tmp_path / "u" / "small.png", np.full((20, 30, 3), 128, np.uint8))
+    dataset = UnlabelledImages(tmp_path / "u", num_classes=4,
+                               transform=training_transform((32, 32), (1.0, 1.0), flip=False, color_jitter=0))
+    image, valid = dataset[0]
+    assert image.shape == (3, 32, 32) and valid.sum() == 20 * 30  # the crop's padding is not valid
