@@ -154,3 +154,59 @@ def test_unlabelled_images_have_their_valid_pixels(shapes_root, tmp_path):
                                transform=training_transform((32, 32), (1.0, 1.0), flip=False, color_jitter=0))
     image, valid = dataset[0]
     assert image.shape == (3, 32, 32) and valid.sum() == 20 * 30  # the crop's padding is not valid
+
+
+def test_normalised_entropy_is_zero_when_certain_and_one_when_uniform():
+    from pixelseg.engine.methods.adaptation import normalised_entropy
+
+    certain = torch.full((1, 4, 2, 2), -30.0)
+    certain[:, 2] = 30.0
+    assert normalised_entropy(certain).item() == pytest.approx(0.0, abs=1e-6)
+    assert normalised_entropy(torch.zeros(1, 4, 2, 2)).item() == pytest.approx(1.0)
+    valid = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    mixed = torch.zeros(1, 4, 2, 2)
+    mixed[0, :, 0, 0] = certain[0, :, 0, 0]
+    assert normalised_entropy(mixed, valid).item() == pytest.approx(0.0, abs=1e-6)  # only the certain pixel counts
+
+
+def test_class_balanced_thresholds_are_each_class_quantile():
+    from pixelseg.engine.methods.adaptation import balanced_pseudo_labels, class_balanced_thresholds
+
+    # class 0: confident pixels 0.9 ... 1.0; class 1 (rare, unsure): 0.4 ... 0.5; class 2 never predicted
+    confidence = torch.cat([torch.linspace(0.9, 1.0, 11), torch.linspace(0.4, 0.5, 11)])
+    predicted = torch.tensor([0] * 11 + [1] * 11)
+    thresholds = class_balanced_thresholds(confidence, predicted, 3, portion=0.2)
+    assert thresholds[0] == pytest.approx(0.98) and thresholds[1] == pytest.approx(0.48) and thresholds[2] == 1.0
+    # one global threshold at 0.9 would keep none of class 1; the class-wise ones keep the top fifth of each
+    probabilities = torch.tensor([[0.99, 0.45, 0.2], [0.01, 0.49, 0.3], [0.0, 0.06, 0.5]]).view(1, 3, 1, 3)
+    labels = balanced_pseudo_labels(probabilities, thresholds, torch.ones(1, 1, 3, dtype=torch.bool), 255)
+    assert labels.tolist() == [[[0, 1, 255]]]
+
+
+@pytest.mark.parametrize("method", [{"name": "entropy_min", "weight": 0.1},
+                                    {"name": "self_training", "portion": 0.5, "round_epochs": 1}])
+def test_adaptation_methods_train_and_resume_to_the_same_weights(method, shapes_root, tmp_path, unlabelled_folder,
+                                                                 monkeypatch):
+    def config(out):
+        values = mean_teacher_config(shapes_root, out, unlabelled_folder, epochs=2)
+        values["method"] = method
+        return config_from_dict(values)
+
+    train(config(tmp_path / "straight"), progress=False)
+    original = train_module.train_one_epoch
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        if args[6] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "interrupted"), progress=False)
+    monkeypatch.setattr(train_module, "train_one_epoch", original)
+    train(config(tmp_path / "interrupted"), resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "interrupted" / "last.pt")
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    if method["name"] == "self_training":
+        assert a["method"]["round"] == 2 and torch.equal(a["method"]["thresholds"], b["method"]["thresholds"])

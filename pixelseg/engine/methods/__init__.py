@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 
+from pixelseg.engine.methods.adaptation import ClassBalancedSelfTraining, EntropyMinimisation
 from pixelseg.engine.methods.base import METHODS, Supervised, TrainingMethod, register_method
 from pixelseg.engine.methods.semi import MeanTeacher
 
@@ -26,5 +27,5 @@ def build_method(run) -> TrainingMethod:
     return METHODS[config.name](run, **config.options)
 
 
-__all__ = ["METHODS", "MeanTeacher", "Supervised", "TrainingMethod", "build_method", "method_options",
-           "register_method"]
+__all__ = ["METHODS", "ClassBalancedSelfTraining", "EntropyMinimisation", "MeanTeacher", "Supervised",
+           "TrainingMethod", "build_method", "method_options", "register_method"]

@@ -32,6 +32,19 @@ def to_float32(outputs):
     return outputs.float() if isinstance(outputs, torch.Tensor) else outputs
 
 
+def split_outputs(outputs, sizes: list[int]) -> list:
+    """Outputs of one forward pass over concatenated batches, split back per batch (each auxiliary head's too)."""
+    if isinstance(outputs, tuple):
+        parts = [o.split(sizes) for o in outputs]
+        return [tuple(p[i] for p in parts) for i in range(len(sizes))]
+    return list(outputs.split(sizes))
+
+
+def main_logits(outputs) -> torch.Tensor:
+    """The main head's logits (not the auxiliary heads')."""
+    return outputs[0] if isinstance(outputs, tuple) else outputs
+
+
 class TrainingMethod:
     """What a training method decides. ``run`` is the built run (:class:`pixelseg.engine.trainer.Run`: config,
     model, loss, device, precision); the trainer calls, per batch, :meth:`batch_loss` and, after each optimizer step,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelseg.constants import IGNORE_INDEX
-from pixelseg.engine.methods.base import TrainingMethod, register_method
+from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method, split_outputs
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 
 
@@ -98,17 +98,6 @@ def strong_view(images: torch.Tensor, mean, std, generator: torch.Generator, str
     return (x - mean_t) / std_t
 
 
-def _split(outputs, sizes: list[int]):
-    if isinstance(outputs, tuple):
-        parts = [o.split(sizes) for o in outputs]
-        return [tuple(p[i] for p in parts) for i in range(len(sizes))]
-    return list(outputs.split(sizes))
-
-
-def _main_logits(outputs) -> torch.Tensor:
-    return outputs[0] if isinstance(outputs, tuple) else outputs
-
-
 @register_method("mean_teacher")
 class MeanTeacher(TrainingMethod):
     """Labelled batches as in supervised training, plus ``data.unlabelled``'s images through the teacher / student
@@ -136,13 +125,14 @@ class MeanTeacher(TrainingMethod):
         if self.use_cutmix and len(weak) > 1:
             weak, pseudo = cutmix(weak, pseudo, cutmix_boxes(len(weak), *weak.shape[-2:], generator))
         strong = strong_view(weak, core.meta["mean"], core.meta["std"], generator, self.strength)
-        labelled, unlabelled = _split(self.forward(model, torch.cat([images, strong])), [len(images), len(strong)])
+        outputs = self.forward(model, torch.cat([images, strong]))
+        labelled, unlabelled = split_outputs(outputs, [len(images), len(strong)])
         supervised = core.training_loss(self.run.loss_fn, labelled, masks)
         confident = pseudo != core.classes.ignore_index
         self.last = {"confident": float(confident.float().mean())}
         if not confident.any():
-            return supervised + 0.0 * _main_logits(unlabelled).sum()  # every parameter still gets a gradient
-        consistency = F.cross_entropy(_main_logits(unlabelled), pseudo, ignore_index=core.classes.ignore_index)
+            return supervised + 0.0 * main_logits(unlabelled).sum()  # every parameter still gets a gradient
+        consistency = F.cross_entropy(main_logits(unlabelled), pseudo, ignore_index=core.classes.ignore_index)
         return supervised + self.weight * consistency
 
     def after_step(self) -> None:

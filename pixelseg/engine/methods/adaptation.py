@@ -1,0 +1,150 @@
+"""Unsupervised domain adaptation: labelled source images (the training split) and unlabelled target images
+(``data.unlabelled``), scored on the target's labels.
+
+- Entropy minimisation, ADVENT's direct form: Vu, Jain, Bucher, Cord & Pérez, "ADVENT: Adversarial Entropy
+  Minimization for Domain Adaptation in Semantic Segmentation", CVPR 2019, eq. 3-4: the mean over target pixels of
+  the normalised Shannon entropy ``-sum_c p_c log p_c / log C`` of the predictions, added with weight ``weight``
+  (0.001 in the paper).
+- Self-training with class-balanced thresholds, CBST: Zou, Yu, Kumar & Wang, "Unsupervised Domain Adaptation for
+  Semantic Segmentation via Class-Balanced Self-Training", ECCV 2018: every ``round_epochs`` epochs the current model
+  labels the target set; per class, the pixels predicted as that class whose confidence is in its top ``portion``
+  become pseudo-labels (the threshold is the class's own confidence quantile, so rare classes are not drowned by
+  confident frequent ones); the rest is ignored; the target pseudo-labelled batches are trained on with ``weight``.
+
+Faithful: both losses as written, CBST's per-class quantile thresholds refreshed each round from a pass over the
+target images. Differs: ADVENT's adversarial variant is not included (the direct form only); CBST's portion is
+fixed (the paper grows it from 20 % by 5 % each round: ``portion_step``), and its spatial priors are not used; the
+pseudo-labels of a round are recomputed on each batch's augmented view with the round's frozen model and thresholds,
+instead of being stored per image.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method, split_outputs
+from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
+
+
+def normalised_entropy(logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """ADVENT's entropy map averaged over the (valid) pixels: ``-sum_c p log p / log C``, in 0..1."""
+    log_p = logits.log_softmax(dim=1)
+    entropy = -(log_p.exp() * log_p).sum(dim=1) / math.log(logits.shape[1])
+    if valid is not None:
+        return (entropy * valid).sum() / valid.sum().clamp_min(1)
+    return entropy.mean()
+
+
+def class_balanced_thresholds(confidence: torch.Tensor, predicted: torch.Tensor, num_classes: int,
+                              portion: float) -> torch.Tensor:
+    """Per class, the confidence above which the top ``portion`` of the pixels predicted as that class lie (CBST's
+    class-wise quantile); 1.0 (nothing kept) for a class never predicted."""
+    thresholds = torch.ones(num_classes)
+    for c in range(num_classes):
+        values = confidence[predicted == c].float()
+        if values.numel():
+            thresholds[c] = torch.quantile(values, 1 - portion) if values.numel() > 1 else values[0]
+    return thresholds
+
+
+def balanced_pseudo_labels(probabilities: torch.Tensor, thresholds: torch.Tensor, valid: torch.Tensor,
+                           ignore_index: int) -> torch.Tensor:
+    """The arg-max class where the confidence reaches that class's threshold (and the pixel is valid), else ignore."""
+    confidence, labels = probabilities.max(dim=1)
+    keep = (confidence >= thresholds.to(confidence.device)[labels]) & valid
+    return torch.where(keep, labels, torch.full_like(labels, ignore_index))
+
+
+@register_method("entropy_min")
+class EntropyMinimisation(TrainingMethod):
+    """Domain adaptation by entropy minimisation (ADVENT's direct form): the supervised loss on source batches
+    plus ``weight`` times the normalised entropy of the predictions on target batches (``data.unlabelled``)."""
+
+    def __init__(self, run, weight: float = 0.001, unlabelled_batch: int | None = None) -> None:
+        super().__init__(run)
+        self.weight, self.stream = weight, UnlabelledStream(run, unlabelled_batch)
+
+    def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        core = getattr(model, "module", model)
+        target, valid = self.stream.next_batch()
+        source, target_outputs = split_outputs(self.forward(model, torch.cat([images, target])),
+                                               [len(images), len(target)])
+        return core.training_loss(self.run.loss_fn, source, masks) + self.weight * normalised_entropy(
+            main_logits(target_outputs), valid.float())
+
+    def state_dict(self) -> dict:
+        return {"stream": self.stream.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.stream.load_state_dict(state["stream"])
+
+
+@register_method("self_training")
+class ClassBalancedSelfTraining(TrainingMethod):
+    """Domain adaptation by class-balanced self-training (CBST): source batches supervised; target batches
+    (``data.unlabelled``) trained on the pseudo-labels of a frozen copy of the model, kept per class above that
+    class's confidence quantile; copy and thresholds refreshed every ``round_epochs`` epochs."""
+
+    def __init__(self, run, portion: float = 0.2, portion_step: float = 0.05, max_portion: float = 0.5,
+                 round_epochs: int = 1, weight: float = 1.0, unlabelled_batch: int | None = None) -> None:
+        super().__init__(run)
+        self.portion, self.portion_step, self.max_portion = portion, portion_step, max_portion
+        self.round_epochs, self.weight = round_epochs, weight
+        self.stream = UnlabelledStream(run, unlabelled_batch)
+        self.labeller = copy.deepcopy(run.model).eval()
+        self.thresholds: torch.Tensor | None = None
+        self.round, self.steps = 0, 0
+
+    def _new_round(self) -> None:
+        """Freeze the current model as the labeller and compute its class-wise thresholds on the target set."""
+        self.labeller.load_state_dict(self.run.model.state_dict())
+        portion = min(self.max_portion, self.portion + self.portion_step * self.round)
+        confidences, predictions = [], []
+        dataset = self.stream.dataset
+        dataset.set_epoch(1_000_000 + self.round)  # the round's own augmented views, the same after --resume
+        with torch.no_grad():
+            for index in range(len(dataset)):
+                image, valid = dataset[index]
+                probabilities = self.forward(self.labeller, image[None].to(self.run.device)).softmax(dim=1)
+                confidence, predicted = probabilities.max(dim=1)
+                keep = valid[None].to(confidence.device)
+                confidences.append(confidence[keep][::16].cpu())  # a sample of the pixels is enough for quantiles
+                predictions.append(predicted[keep][::16].cpu())
+        dataset.set_epoch(self.stream.epoch)
+        num_classes = self.run.train_set.classes.num_classes
+        self.thresholds = class_balanced_thresholds(torch.cat(confidences), torch.cat(predictions), num_classes,
+                                                    portion)
+        self.round += 1
+
+    def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        core = getattr(model, "module", model)
+        if self.thresholds is None or self.steps >= self.round * self.round_epochs * self.run.steps_per_epoch:
+            self._new_round()
+        target, valid = self.stream.next_batch()
+        with torch.no_grad():
+            probabilities = self.forward(self.labeller, target).softmax(dim=1)
+        pseudo = balanced_pseudo_labels(probabilities, self.thresholds, valid, core.classes.ignore_index)
+        source, target_outputs = split_outputs(self.forward(model, torch.cat([images, target])),
+                                               [len(images), len(target)])
+        loss = core.training_loss(self.run.loss_fn, source, masks)
+        if (pseudo != core.classes.ignore_index).any():
+            loss = loss + self.weight * torch.nn.functional.cross_entropy(main_logits(target_outputs), pseudo,
+                                                                          ignore_index=core.classes.ignore_index)
+        return loss
+
+    def after_step(self) -> None:
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        return {"labeller": self.labeller.state_dict(), "thresholds": self.thresholds, "round": self.round,
+                "steps": self.steps, "stream": self.stream.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.labeller.load_state_dict(state["labeller"])
+            self.thresholds, self.round, self.steps = state["thresholds"], int(state["round"]), int(state["steps"])
+            self.stream.load_state_dict(state["stream"])
