@@ -11,7 +11,7 @@ import torch
 import pixelseg
 from pixelseg.errors import CheckpointError
 from pixelseg.models.encoders import pretrained as pretrained_module
-from pixelseg.models.encoders.pretrained import PACKAGED_WEIGHTS, PackagedWeights, convert_by_order
+from pixelseg.models.encoders.pretrained import PACKAGED_WEIGHTS, PackagedWeights, _locate, convert_by_order
 
 from .conftest import requires_shared
 
@@ -42,7 +42,9 @@ def fake_package(tmp_path, monkeypatch):
     monkeypatch.setitem(PACKAGED_WEIGHTS, LITE0, PackagedWeights("fake_lite0_weights", "efficientnet-lite0-*.pth",
                                                                   "fake-lite0-weights"))
     monkeypatch.setenv("PIXELSEG_CACHE", str(tmp_path / "cache"))
-    return reference
+    _locate.cache_clear()  # packages are located once per process: forget earlier tests' fake ones
+    yield reference
+    _locate.cache_clear()
 
 
 def test_pretrained_true_takes_an_installed_packages_weights(fake_package, tmp_path):

@@ -16,6 +16,7 @@ with mean 0.5 and std 0.5 (timm's ``pretrained_cfg``), which :func:`encoder_norm
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -37,14 +38,20 @@ class PackagedWeights:
 
     def file(self) -> Path | None:
         """The weights file when the package is installed, else None (the package is located, not imported)."""
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        for folder in spec.submodule_search_locations:
-            found = sorted(Path(folder).rglob(self.pattern))
-            if found:
-                return found[0]
+        return _locate(self.package, self.pattern)
+
+
+@functools.cache
+def _locate(package: str, pattern: str) -> Path | None:
+    """The first file matching ``pattern`` inside installed ``package``'s folders (searched once per process)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
         return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).rglob(pattern))
+        if found:
+            return found[0]
+    return None
 
 
 PACKAGED_WEIGHTS: dict[str, PackagedWeights] = {

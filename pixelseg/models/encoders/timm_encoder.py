@@ -37,8 +37,9 @@ def weights_source(name: str, pretrained: bool | str | Path) -> str:
     if str(pretrained) not in ("True", "true"):
         return f"file {pretrained}"
     entry = PACKAGED_WEIGHTS.get(name)
-    if entry is not None and entry.file() is not None:
-        return f"ImageNet, from the installed package {entry.pip_name} ({entry.file()})"
+    found = entry.file() if entry is not None else None
+    if found is not None:
+        return f"ImageNet, from the installed package {entry.pip_name} ({found})"
     return "ImageNet, downloaded through timm"
 
 
