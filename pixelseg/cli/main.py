@@ -312,6 +312,41 @@ def cmd_data_split(args) -> int:
     return 0
 
 
+def cmd_data_weak(args) -> int:
+    """Weak labels from a dataset's full masks, as a folder-layout dataset: the images linked, not copied."""
+    import json as json_module
+
+    from pixelseg.data import open_dataset
+    from pixelseg.data.weak import box_pseudo_mask, boxes_from_mask, scribbles_from_mask
+    from pixelseg.io import label_image, write_image, write_text
+    from pixelseg.utils import progress_bar
+
+    dataset = open_dataset(args.layout, args.path, args.split)
+    out = Path(args.out)
+    if (out / "masks" / args.split).exists() and not args.overwrite:
+        raise PixelsegError(f"{out / 'masks' / args.split}: already there; pass --overwrite to replace")
+    (out / "images" / args.split).mkdir(parents=True, exist_ok=True)
+    boxes_file = {}
+    for index in progress_bar(range(len(dataset)), _progress(args), desc=f"{args.kind} from masks"):
+        sample, mask = dataset.samples[index], dataset.read_mask(index)
+        if args.kind == "scribbles":
+            target = scribbles_from_mask(mask, dataset.classes.ignore_index)
+        else:
+            boxes = boxes_from_mask(mask, ignore_index=dataset.classes.ignore_index)
+            boxes_file[sample.name] = [{"class": c, "box": [x0, y0, x1, y1]} for c, x0, y0, x1, y1 in boxes]
+            target = box_pseudo_mask(dataset.read_image(index), boxes, ignore_index=dataset.classes.ignore_index,
+                                     method=args.fill)
+        write_image(out / "masks" / args.split / f"{sample.name}.png", label_image(target))
+        link = out / "images" / args.split / Path(sample.image).name
+        if not link.exists():
+            link.symlink_to(Path(sample.image).resolve())
+    write_text(out / "classes.json", json_module.dumps(dataset.classes.to_dict(), indent=2))
+    if boxes_file:
+        write_text(out / f"boxes_{args.split}.json", json_module.dumps(boxes_file))
+    print(f"{out}: {len(dataset)} {args.kind} targets for {dataset.root} {args.split} (folder layout)")
+    return 0
+
+
 def cmd_models(args) -> int:
     from pixelseg.models import list_models
     from pixelseg.models.registry import parameter_count
@@ -494,6 +529,17 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--all-name", default="all", help="list of every file (default all)")
     split.add_argument("--overwrite", action="store_true", help="replace existing lists")
     split.set_defaults(func=cmd_data_split)
+    weak = data_commands.add_parser("weak", help="weak labels (boxes with GrabCut pseudo-masks, or scribbles) from a "
+                                                 "dataset's masks: what training on them costs")
+    weak.add_argument("path", help="dataset root")
+    weak.add_argument("--kind", choices=("boxes", "scribbles"), required=True)
+    weak.add_argument("--split", default="train", help="split to convert (default train)")
+    weak.add_argument("--fill", choices=("grabcut", "box"), default="grabcut",
+                      help="boxes: GrabCut inside each box (the rest of the box ignored) or the whole box")
+    weak.add_argument("--layout", default="auto", type=layout_name, help="dataset layout (default: detected)")
+    weak.add_argument("--out", required=True, help="folder for the new dataset (images are linked, not copied)")
+    weak.add_argument("--overwrite", action="store_true", help="replace existing targets")
+    weak.set_defaults(func=cmd_data_weak)
 
     models = commands.add_parser("models", help="list the architectures: paper, year, parameters at the defaults")
     models.add_argument("--no-params", dest="params", action="store_false",
