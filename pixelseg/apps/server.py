@@ -67,14 +67,12 @@ class ModelStore:
         return list(self.sources)
 
     def get(self, name: str):
-        from pixelseg.engine.backends import with_backend
-        from pixelseg.loading import load
+        from pixelseg.engine.auto_backend import load_fastest
 
         if name not in self.sources:  # a name, never a path: nothing outside the folders can be reached
             raise KeyError(name)
-        if name not in self.loaded:
-            model = load(self.sources[name])  # an .onnx file comes back on the onnx backend already
-            self.loaded[name] = model if getattr(model, "backend", "") == "onnx" else with_backend(model, "eager")
+        if name not in self.loaded:  # the fastest path that keeps the accuracy (an .onnx file runs as it is)
+            self.loaded[name] = load_fastest(self.sources[name])
         return self.loaded[name]
 
 

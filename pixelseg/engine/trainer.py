@@ -40,6 +40,7 @@ from pixelseg.engine import distributed
 from pixelseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
+from pixelseg.engine.hardware import cpu_has_fast_bf16
 from pixelseg.engine.loggers import NullLogger, build_logger
 from pixelseg.engine.methods import TrainingMethod, build_method
 from pixelseg.errors import CheckpointError, ConfigError
@@ -75,20 +76,6 @@ def select_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device: {name!r} asked for but no CUDA device is available")
     return torch.device(name)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bfloat16 matrix products in hardware (AMX tiles or AVX512-BF16): there, bf16
-    training steps are 2-3x faster than float32; elsewhere bf16 is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        flags = []
-    if "amx_bf16" in flags or "avx512_bf16" in flags:
-        return True
-    probe = getattr(torch._C, "_cpu", None)  # no /proc (macOS, Windows): PyTorch's own check
-    return bool(probe and (getattr(probe, "_is_amx_tile_supported", lambda: False)()
-                           or getattr(probe, "_is_avx512_bf16_supported", lambda: False)()))
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:

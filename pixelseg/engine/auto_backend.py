@@ -1,0 +1,170 @@
+"""``--backend auto``: the fastest inference path on this CPU whose accuracy stays within 0.2 mIoU points of float32.
+
+Candidates: eager float32 (always); eager bfloat16 where the CPU has AMX / AVX512-BF16; and the ONNX files exported
+beside a model folder (``pixelseg export MODEL MODEL/model.onnx``, ``... MODEL/model_int8.onnx --int8``), run by
+onnxruntime. Each is scored on the model's own validation data (the split it was trained with, first ``images``
+images at full resolution) and timed on one of them (median of 3 after a warm-up). The choice, its mIoU loss and
+speed-up are printed and cached per model and CPU in ``~/.cache/pixelseg/backends.json`` (``$PIXELSEG_CACHE``), so
+the measurement runs once. With one candidate, or without validation data, eager float32 is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from pixelseg.engine.hardware import cpu_has_fast_bf16, cpu_signature
+from pixelseg.io import write_text
+
+TOLERANCE_POINTS = 0.2
+
+
+def cache_file() -> Path:
+    return Path(os.environ.get("PIXELSEG_CACHE", Path.home() / ".cache" / "pixelseg")) / "backends.json"
+
+
+def model_key(model) -> str:
+    """A fingerprint of the weights and meta (the same model loaded from anywhere gets the same key)."""
+    digest = hashlib.sha256(json.dumps(model.config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes()[:4096])
+        digest.update(str(float(tensor.float().sum())).encode())
+    return digest.hexdigest()[:24]
+
+
+def candidates(model, folder: Path | None) -> list[tuple[str, str, Path | None]]:
+    """(backend, precision, ONNX file) of every path worth measuring for ``model`` on this CPU."""
+    found = [("eager", "fp32", None)]
+    if cpu_has_fast_bf16():
+        found.append(("eager", "bf16", None))
+    if folder is not None and folder.is_dir():
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return found
+        for onnx_file in sorted(folder.glob("*.onnx")):
+            found.append(("onnx", "int8" if "int8" in onnx_file.stem else "fp32", onnx_file))
+    return found
+
+
+def _build(model, backend: str, precision: str, onnx_file: Path | None):
+    from pixelseg.engine.backends import OnnxModel, with_backend
+
+    return OnnxModel(onnx_file) if onnx_file is not None else with_backend(model, backend, precision)
+
+
+def measure(model, dataset, paths, images: int = 20) -> list[dict]:
+    """mIoU on the first ``images`` images of ``dataset`` and latency on its first image, per path."""
+    from pixelseg.engine.evaluate import evaluate
+
+    count = min(images, len(dataset))
+    results = []
+    for backend, precision, onnx_file in paths:
+        runner = _build(model, backend, precision, onnx_file)
+        miou = evaluate(runner, _Slice(dataset, count), progress=False).metrics["miou"]
+        example = dataset.read_image(0)
+        runner.predict(example)
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            runner.predict(example)
+            times.append(time.perf_counter() - started)
+        results.append({"backend": backend, "precision": precision, "onnx": str(onnx_file) if onnx_file else None,
+                        "miou": miou, "seconds": statistics.median(times)})
+    return results
+
+
+class _Slice(torch.utils.data.Dataset):
+    """The first ``count`` items of a segmentation dataset, with the attributes ``evaluate`` uses."""
+
+    def __init__(self, dataset, count: int) -> None:
+        self.dataset, self.count = dataset, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        return self.dataset[index]
+
+    def __getattr__(self, name: str):
+        return getattr(self.dataset, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in ("dataset", "count"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.dataset, name, value)
+
+
+def choose(results: list[dict], tolerance: float = TOLERANCE_POINTS) -> dict:
+    """The fastest result whose mIoU is at most ``tolerance`` points below the first (eager float32)'s."""
+    reference = results[0]["miou"]
+    kept = [r for r in results if 100 * (reference - r["miou"]) <= tolerance]
+    return min(kept, key=lambda r: r["seconds"])
+
+
+def auto_backend(model, folder: Path | None = None, dataset=None, images: int = 20, verbose: bool = True):
+    """``model`` on the fastest path that keeps its accuracy (see the module docstring)."""
+    paths = candidates(model, folder)
+    if len(paths) == 1 or dataset is None:
+        if verbose and len(paths) > 1:
+            print("pixelseg: backend auto: no validation data to compare paths on; eager float32")
+        return _build(model, "eager", "fp32", None)
+    key = f"{model_key(model)} | {cpu_signature()}"
+    cache = _read_cache()
+    entry = cache.get(key)
+    if entry is None or {(r["backend"], r["precision"], r["onnx"]) for r in entry["results"]} != {
+            (b, p, str(f) if f else None) for b, p, f in paths}:
+        results = measure(model, dataset, paths, images)
+        entry = {"results": results, "chosen": choose(results), "images": min(images, len(dataset)),
+                 "split": getattr(dataset, "split", None)}
+        cache[key] = entry
+        write_text(cache_file(), json.dumps(cache, indent=1))
+    chosen, reference = entry["chosen"], entry["results"][0]
+    if verbose:
+        print(f"pixelseg: backend auto: {chosen['backend']} {chosen['precision']} "
+              f"({reference['seconds'] / chosen['seconds']:.2f}x eager float32, mIoU "
+              f"{100 * (chosen['miou'] - reference['miou']):+.2f} points on {entry['images']} {entry['split']} "
+              f"images; cached in {cache_file()})")
+    return _build(model, chosen["backend"], chosen["precision"], Path(chosen["onnx"]) if chosen["onnx"] else None)
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def model_validation_data(model):
+    """The validation split the model was trained with (its meta), or None when it cannot be opened here."""
+    from pixelseg.data import open_dataset
+    from pixelseg.errors import PixelsegError
+
+    stored = model.meta.get("data") or {}
+    if not stored.get("root") or not stored.get("val_split"):
+        return None
+    try:
+        return open_dataset(stored.get("layout") or "auto", stored["root"], stored["val_split"],
+                            **(stored.get("options") or {}))
+    except (PixelsegError, OSError):
+        return None
+
+
+def load_fastest(source: str | Path, verbose: bool = True):
+    """``pixelseg.load(source)`` on the fastest path that keeps its accuracy (an ONNX file runs as it is)."""
+    from pixelseg.loading import SHIPPED_DIR, load
+
+    model = load(source)
+    if getattr(model, "backend", None) == "onnx":
+        return model
+    path = Path(source)
+    folder = path if path.is_dir() else SHIPPED_DIR / path.name if (SHIPPED_DIR / path.name).is_dir() else None
+    return auto_backend(model, folder, model_validation_data(model), verbose=verbose)
