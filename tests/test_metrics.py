@@ -128,9 +128,14 @@ def test_boundary_f1_known_answers():
     assert 0.3 < precision < 0.7 and 0.3 < recall < 0.7 and f1 == pytest.approx(2 * precision * recall /
                                                                                  (precision + recall))
     assert boundary_f1(np.zeros_like(label), label, 2)[1] == (0.0, 0.0, 0.0)  # the square missed entirely
-    ignored = label.copy()
-    ignored[:, :50] = 255  # the left half unlabelled: only the right half's boundary is scored
-    assert boundary_f1(label, ignored, 2, classes=[1])[1][2] == pytest.approx(1.0)
+    ignored, spurious = label.copy(), label.copy()
+    ignored[85:, 85:] = 255  # an unlabelled corner, where the prediction has a blob: not scored
+    spurious[88:96, 88:96] = 1
+    assert boundary_f1(spurious, ignored, 2, classes=[1])[1][2] == pytest.approx(1.0)
+    assert boundary_f1(spurious, label, 2, classes=[1])[1][0] < 1.0  # where it is labelled, the blob is an error
+    banded = label.copy()
+    banded[19:21, 18:82] = 255  # a VOC-style unlabelled band on the square's top edge (within the tolerance)
+    assert boundary_f1(label, banded, 2, classes=[1])[1][2] > 0.95
     score = BoundaryF1(2)
     score.update(label, label)
     score.update(np.zeros_like(label), label)

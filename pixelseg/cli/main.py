@@ -145,7 +145,7 @@ def cmd_eval(args) -> int:
                           scales=_scales(args), boundary=args.boundary_f1)
         scale = args.scale or model.meta.get("inference_scale", 1.0)
         source, classes = {"checkpoint": str(args.checkpoint), "backend": getattr(model, "backend", "eager"),
-                           "precision": getattr(model, "precision", "fp32"),
+                           "inference_precision": getattr(model, "precision", "fp32"),
                            "inference_scale": scale, "tile": args.tile,
                            "crf": bool(args.crf), "flip": args.flip, "scales": list(_scales(args))}, model.classes
         suffix = ("_flip" if args.flip else "") + ("_ms" if args.scales else "") + ("_crf" if args.crf else "")

@@ -5,8 +5,9 @@ Per image and class, the predicted and true boundaries (pixels of the class with
 matched within a distance tolerance: precision is the share of predicted boundary pixels within ``tolerance`` of a
 true boundary pixel, recall the share of true boundary pixels within it of a predicted one, BF their harmonic mean.
 The image's score is the mean over the classes on either boundary; the dataset's the mean over images (as Csurka et
-al.). Tolerance: 0.75 % of the image diagonal by default (their theta). Pixels labelled ``ignore_index`` take part
-in neither boundary.
+al.). Tolerance: 0.75 % of the image diagonal by default (their theta). Masks may have unlabelled (``ignore_index``)
+bands between objects, as VOC's do: the true boundary of a class runs along them; predicted boundary pixels inside
+unlabelled areas are not scored.
 """
 
 from __future__ import annotations
@@ -44,15 +45,16 @@ def boundary_f1(prediction: np.ndarray, label: np.ndarray, num_classes: int, tol
     valid = label != ignore_index
     scores = {}
     for c in (range(num_classes) if classes is None else classes):
-        # a true boundary pixel has a labelled neighbour of another class: edges against unlabelled pixels are none
-        predicted = class_boundary(prediction == c) & valid
-        true = class_boundary(label == c, valid & (label != c))
+        # True boundaries border any other value, the ignore bands of VOC-style masks included; predicted boundary
+        # pixels inside unlabelled areas are not scored, but still count as matches for the true ones.
+        predicted_all = class_boundary(prediction == c)
+        predicted, true = predicted_all & valid, class_boundary(label == c)
         if not predicted.any() and not true.any():
             continue
         if not predicted.any() or not true.any():
             scores[c] = (0.0, 0.0, 0.0)  # a boundary on one side only: nothing matched
             continue
-        precision, recall = _within(predicted, true, tolerance), _within(true, predicted, tolerance)
+        precision, recall = _within(predicted, true, tolerance), _within(true, predicted_all, tolerance)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         scores[c] = (precision, recall, f1)
     return scores
