@@ -28,7 +28,7 @@ test: $(STAMP) lint
 
 # Every architecture overfits a tiny batch (minutes on 2 cores; not in the default suite).
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow tests/test_overfit.py
+	$(BIN)/python -m pytest -q -m slow
 
 # The page in headless Chromium: installs Debian's chromium and the playwright package, then runs the browser test
 # (the screenshot lands in test-artifacts/cutout_page.png).

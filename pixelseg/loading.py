@@ -30,3 +30,15 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Segmenta
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint or model directory")
     return load_saved(path, map_location)
+
+
+def load_fastest(source: str | Path, verbose: bool = True):
+    """``pixelseg.load(source)`` on the fastest path that keeps its accuracy (an ONNX file runs as it is)."""
+    from pixelseg.engine.auto_backend import auto_backend, model_validation_data
+
+    model = load(source)
+    if getattr(model, "backend", None) == "onnx":
+        return model
+    path = Path(source)
+    folder = path if path.is_dir() else SHIPPED_DIR / path.name if (SHIPPED_DIR / path.name).is_dir() else None
+    return auto_backend(model, folder, model_validation_data(model), verbose=verbose)

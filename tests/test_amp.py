@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from pixelseg.engine import trainer
+from pixelseg.engine.methods import Supervised
 from pixelseg.engine.trainer import autocast_dtype, train_one_epoch
 from pixelseg.models import create
 
@@ -40,8 +43,10 @@ def test_bf16_steps_compute_the_loss_in_float32_and_learn():
 
     optimizer = torch.optim.AdamW(model.parameters(), 3e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    losses = [train_one_epoch(model, loss_fn, optimizer, scheduler, [(images, masks)] * 5, torch.device("cpu"),
-                              epoch, amp_dtype=torch.bfloat16, progress=False).mean_loss for epoch in range(3)]
+    run = SimpleNamespace(loss_fn=loss_fn, device=torch.device("cpu"), amp_dtype=torch.bfloat16)
+    method = Supervised(run)  # the trainer's default method: the model under autocast, the loss in float32
+    losses = [train_one_epoch(model, method, optimizer, scheduler, [(images, masks)] * 5, torch.device("cpu"),
+                              epoch, progress=False).mean_loss for epoch in range(3)]
     assert set(seen_dtypes) == {torch.float32}
     assert losses[-1] < 0.8 * losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights and their updates stay float32

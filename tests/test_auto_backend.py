@@ -10,6 +10,7 @@ import pytest
 from pixelseg.engine import auto_backend
 from pixelseg.engine.config import config_from_dict
 from pixelseg.engine.trainer import train
+from pixelseg.loading import load_fastest
 from tests.conftest import tiny_config
 
 
@@ -32,7 +33,7 @@ def model_folder(shapes_root, tmp_path_factory):
 def test_auto_measures_once_caches_and_prints_its_choice(model_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PIXELSEG_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(auto_backend, "cpu_has_fast_bf16", lambda: True)  # two candidates on any CPU
-    model = auto_backend.load_fastest(model_folder)
+    model = load_fastest(model_folder)
     printed = capsys.readouterr().out
     assert "backend auto:" in printed and "points on 4 val images" in printed
     cache = json.loads((tmp_path / "cache" / "backends.json").read_text())
@@ -45,7 +46,7 @@ def test_auto_measures_once_caches_and_prints_its_choice(model_folder, tmp_path,
         raise AssertionError("the cached choice should be used")
 
     monkeypatch.setattr(auto_backend, "measure", measured_again)
-    again = auto_backend.load_fastest(model_folder)
+    again = load_fastest(model_folder)
     assert (again.backend, again.precision) == (model.backend, model.precision)
 
 

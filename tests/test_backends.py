@@ -229,6 +229,7 @@ def test_training_with_the_cache_equals_training_without(shapes_root, tmp_path):
     assert all(torch.equal(weights[False][k], weights[True][k]) for k in weights[False])
 
 
+@pytest.mark.slow  # exports the shipped network to ONNX: about 5 minutes of the suite's 10 on 2 cores
 @pytest.mark.realdata
 def test_backends_give_the_same_class_maps_on_real_street_scenes():
     pytest.importorskip("onnxruntime")

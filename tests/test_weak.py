@@ -1,4 +1,4 @@
-"""Weak labels (pixelseg.data.weak): boxes and scribbles from masks, pseudo-masks from boxes, bad boxes."""
+"""Weak labels (pixelseg.classical.weak_labels): boxes and scribbles from masks, pseudo-masks from boxes, bad boxes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from pixelseg.data.weak import box_pseudo_mask, boxes_from_mask, check_boxes, read_boxes, scribbles_from_mask
+from pixelseg.classical.weak_labels import (
+    box_pseudo_mask,
+    boxes_from_mask,
+    check_boxes,
+    read_boxes,
+    scribbles_from_mask,
+)
 from pixelseg.errors import DataError
 
 

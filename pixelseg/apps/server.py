@@ -67,7 +67,7 @@ class ModelStore:
         return list(self.sources)
 
     def get(self, name: str):
-        from pixelseg.engine.auto_backend import load_fastest
+        from pixelseg.loading import load_fastest
 
         if name not in self.sources:  # a name, never a path: nothing outside the folders can be reached
             raise KeyError(name)

@@ -82,7 +82,7 @@ def _load_for_inference(args, name: str | Path):
     from pixelseg.engine.backends import with_backend
 
     if args.backend == "auto" and args.precision is None:
-        from pixelseg.engine.auto_backend import load_fastest
+        from pixelseg.loading import load_fastest
 
         return load_fastest(name)
     model = pixelseg.load(name)
@@ -251,7 +251,7 @@ def cmd_export(args) -> int:
 
 def cmd_cutout(args) -> int:
     from pixelseg.apps.cutout import CutoutSettings, cutout_files, parse_box, parse_class_names
-    from pixelseg.engine.auto_backend import load_fastest
+    from pixelseg.loading import load_fastest
 
     model = load_fastest(args.model) if args.model else None  # the fastest path that keeps the accuracy
     settings = CutoutSettings(box=parse_box(args.box), scribbles=args.scribbles, model=model,
@@ -321,8 +321,8 @@ def cmd_data_weak(args) -> int:
     """Weak labels from a dataset's full masks, as a folder-layout dataset: the images linked, not copied."""
     import json as json_module
 
+    from pixelseg.classical.weak_labels import box_pseudo_mask, boxes_from_mask, scribbles_from_mask
     from pixelseg.data import open_dataset
-    from pixelseg.data.weak import box_pseudo_mask, boxes_from_mask, scribbles_from_mask
     from pixelseg.io import label_image, write_image, write_text
     from pixelseg.utils import progress_bar
 

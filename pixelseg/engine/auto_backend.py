@@ -145,7 +145,7 @@ def _read_cache() -> dict:
 
 def model_validation_data(model):
     """The validation split the model was trained with (its meta), or None when it cannot be opened here."""
-    from pixelseg.data import open_dataset
+    from pixelseg.data import open_dataset  # engine may read data (the trainer does)
     from pixelseg.errors import PixelsegError
 
     stored = model.meta.get("data") or {}
@@ -156,15 +156,3 @@ def model_validation_data(model):
                             **(stored.get("options") or {}))
     except (PixelsegError, OSError):
         return None
-
-
-def load_fastest(source: str | Path, verbose: bool = True):
-    """``pixelseg.load(source)`` on the fastest path that keeps its accuracy (an ONNX file runs as it is)."""
-    from pixelseg.loading import SHIPPED_DIR, load
-
-    model = load(source)
-    if getattr(model, "backend", None) == "onnx":
-        return model
-    path = Path(source)
-    folder = path if path.is_dir() else SHIPPED_DIR / path.name if (SHIPPED_DIR / path.name).is_dir() else None
-    return auto_backend(model, folder, model_validation_data(model), verbose=verbose)
