@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import torch
 
-from pixelseg.engine import trainer
+from pixelseg.engine import hardware, trainer
 from pixelseg.engine.methods import Supervised
 from pixelseg.engine.trainer import autocast_dtype, train_one_epoch
 from pixelseg.models import create
@@ -23,11 +23,15 @@ def test_auto_is_bf16_only_on_cpus_with_hardware_bf16(monkeypatch):
 
 def test_the_flag_check_reads_the_cpus_own_flags(monkeypatch, tmp_path):
     flags = tmp_path / "cpuinfo"
-    monkeypatch.setattr(trainer, "Path", lambda _: flags)
+    monkeypatch.setattr(hardware, "Path", lambda _: flags)
     flags.write_text("flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    hardware._cpuinfo.cache_clear()  # read once per process: forget this machine's own flags
     assert trainer.cpu_has_fast_bf16()
     flags.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    hardware._cpuinfo.cache_clear()
     assert trainer.cpu_has_fast_bf16()
+    monkeypatch.undo()
+    hardware._cpuinfo.cache_clear()
 
 
 def test_bf16_steps_compute_the_loss_in_float32_and_learn():

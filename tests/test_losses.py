@@ -80,7 +80,6 @@ def test_class_weights_from_counts():
 
 
 def test_auxiliary_head_loss_is_added_with_the_model_weight(batch):
-    from pixelseg.engine.trainer import segmentation_loss
     from pixelseg.models import SegmentationModel
 
     logits, labels = batch
@@ -88,9 +87,9 @@ def test_auxiliary_head_loss_is_added_with_the_model_weight(batch):
     loss = CrossEntropyLoss()
     model = SegmentationModel()
     model.aux_weight = 0.4
-    combined = segmentation_loss(model, loss, (logits, aux), labels)
+    combined = model.training_loss(loss, (logits, aux), labels)
     assert combined.item() == pytest.approx((loss(logits, labels) + 0.4 * loss(aux, labels)).item(), rel=1e-6)
-    assert segmentation_loss(model, loss, logits, labels).item() == pytest.approx(loss(logits, labels).item())
+    assert model.training_loss(loss, logits, labels).item() == pytest.approx(loss(logits, labels).item())
 
 
 def test_lovasz_softmax_equals_one_minus_iou_on_hard_predictions():

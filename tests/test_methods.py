@@ -64,6 +64,22 @@ def test_strong_view_keeps_the_geometry_and_the_value_range():
     assert inside > outside  # the square is still where it was
 
 
+def train_interrupted_in_epoch_two_then_resumed(config, monkeypatch):
+    """Train ``config`` (a callable giving a fresh Config), stopped by Ctrl-C as epoch 2 starts, then ``--resume``."""
+    original = train_module.train_one_epoch
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        if args[6] == 2:  # the epoch argument
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(), progress=False)
+    monkeypatch.setattr(train_module, "train_one_epoch", original)
+    train(config(), resume=True, progress=False)
+
+
 def mean_teacher_config(shapes_root, out_dir, unlabelled, **train):
     config = tiny_config(shapes_root, out_dir, **train)
     config["data"]["unlabelled"] = str(unlabelled)
@@ -117,20 +133,9 @@ def test_mean_teacher_trains_ships_its_teacher_and_resumes_to_the_same_weights(s
     assert all(torch.equal(shipped[k].float(), teacher[k].float()) for k in shipped)  # the teacher is the model
 
     interrupted = tmp_path / "interrupted"
-    original = train_module.train_one_epoch
-
-    def interrupt_in_epoch_two(*args, **kwargs):
-        if args[6] == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(config_from_dict(mean_teacher_config(shapes_root, interrupted, unlabelled_folder, epochs=2)),
-              progress=False)
-    monkeypatch.setattr(train_module, "train_one_epoch", original)
-    train(config_from_dict(mean_teacher_config(shapes_root, interrupted, unlabelled_folder, epochs=2)), resume=True,
-          progress=False)
+    train_interrupted_in_epoch_two_then_resumed(
+        lambda: config_from_dict(mean_teacher_config(shapes_root, interrupted, unlabelled_folder, epochs=2)),
+        monkeypatch)
     resumed = load_checkpoint(interrupted / "last.pt")
     for key, tensor in state["model"].items():
         assert torch.equal(tensor, resumed["model"][key]), key
@@ -193,18 +198,7 @@ def test_adaptation_methods_train_and_resume_to_the_same_weights(method, shapes_
         return config_from_dict(values)
 
     train(config(tmp_path / "straight"), progress=False)
-    original = train_module.train_one_epoch
-
-    def interrupt_in_epoch_two(*args, **kwargs):
-        if args[6] == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(config(tmp_path / "interrupted"), progress=False)
-    monkeypatch.setattr(train_module, "train_one_epoch", original)
-    train(config(tmp_path / "interrupted"), resume=True, progress=False)
+    train_interrupted_in_epoch_two_then_resumed(lambda: config(tmp_path / "interrupted"), monkeypatch)
     a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "interrupted" / "last.pt")
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key

@@ -411,15 +411,13 @@ def test_bisenetv2_without_booster_heads_has_the_published_parameters(name):
 
 @pytest.mark.parametrize(("name", "heads"), [("bisenetv1", 2), ("bisenetv2", 4), ("pspnet", 1)])
 def test_auxiliary_heads_in_training_only_and_each_in_the_loss(name, heads):
-    from pixelseg.engine.trainer import segmentation_loss
-
     model = create(name, num_classes=3, **SMALL[name]).train()
     outputs = model(torch.randn(2, 3, 64, 64))
     assert isinstance(outputs, tuple) and len(outputs) == 1 + heads
     masks = torch.randint(0, 3, (2, 64, 64))
     loss_fn = torch.nn.CrossEntropyLoss()
     expected = loss_fn(outputs[0], masks) + model.aux_weight * sum(loss_fn(o, masks) for o in outputs[1:])
-    assert torch.allclose(segmentation_loss(model, loss_fn, outputs, masks), expected)
+    assert torch.allclose(model.training_loss(loss_fn, outputs, masks), expected)
     assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 

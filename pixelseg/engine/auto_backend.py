@@ -10,14 +10,13 @@ the measurement runs once. With one candidate, or without validation data, eager
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import statistics
 import time
 from pathlib import Path
-
-import torch
 
 from pixelseg.engine.hardware import cpu_has_fast_bf16, cpu_signature
 from pixelseg.io import write_text
@@ -64,11 +63,12 @@ def measure(model, dataset, paths, images: int = 20) -> list[dict]:
     """mIoU on the first ``images`` images of ``dataset`` and latency on its first image, per path."""
     from pixelseg.engine.evaluate import evaluate
 
-    count = min(images, len(dataset))
+    first = copy.copy(dataset)  # the same dataset, its first ``images`` samples
+    first.samples = dataset.samples[:images]
     results = []
     for backend, precision, onnx_file in paths:
         runner = _build(model, backend, precision, onnx_file)
-        miou = evaluate(runner, _Slice(dataset, count), progress=False).metrics["miou"]
+        miou = evaluate(runner, first, progress=False).metrics["miou"]
         example = dataset.read_image(0)
         runner.predict(example)
         times = []
@@ -79,28 +79,6 @@ def measure(model, dataset, paths, images: int = 20) -> list[dict]:
         results.append({"backend": backend, "precision": precision, "onnx": str(onnx_file) if onnx_file else None,
                         "miou": miou, "seconds": statistics.median(times)})
     return results
-
-
-class _Slice(torch.utils.data.Dataset):
-    """The first ``count`` items of a segmentation dataset, with the attributes ``evaluate`` uses."""
-
-    def __init__(self, dataset, count: int) -> None:
-        self.dataset, self.count = dataset, count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int):
-        return self.dataset[index]
-
-    def __getattr__(self, name: str):
-        return getattr(self.dataset, name)
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in ("dataset", "count"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.dataset, name, value)
 
 
 def choose(results: list[dict], tolerance: float = TOLERANCE_POINTS) -> dict:

@@ -37,9 +37,8 @@ class Evaluation:
         """Per-class IoU and accuracy, then the summary metrics, as aligned text."""
         width = max(12, *(len(name) for name in self.class_names))
         boundary = self.metrics.get("boundary_f1_per_class")
-        lines = [f"{'class':<{width}} {'IoU':>7} {'recall':>7} {'prec.':>7} {'F1/Dice':>7} "
-                 f"{'BF':>7} {'pixels':>12}" if boundary else
-                 f"{'class':<{width}} {'IoU':>7} {'recall':>7} {'prec.':>7} {'F1/Dice':>7} {'pixels':>12}"]
+        columns = ["IoU", "recall", "prec.", "F1/Dice", *(["BF"] if boundary else [])]
+        lines = [f"{'class':<{width}} {' '.join(f'{c:>7}' for c in columns)} {'pixels':>12}"]
         for index, name in enumerate(self.class_names):
             values = [self.metrics[key][index] for key in ("iou", "class_accuracy", "precision", "dice")]
             values += [boundary[index]] if boundary else []

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 
 import torch
 
 
-def cpu_flags() -> set[str]:
+@functools.cache
+def _cpuinfo() -> str:
     try:
-        return set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return set()
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:  # no /proc (macOS, Windows)
+        return ""
+
+
+def cpu_flags() -> set[str]:
+    return set(_cpuinfo().split())
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -29,14 +35,8 @@ def cpu_has_fast_bf16() -> bool:
 def cpu_signature() -> str:
     """The CPU as an inference-speed choice depends on it: model name, core count and the vector extensions."""
     flags = cpu_flags()
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo_lines() if line.startswith("model name")),
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name")),
                  platform.processor() or platform.machine())
     vector = sorted(f for f in flags if f.startswith(("avx", "amx")))
     return f"{model} | {torch.get_num_threads()} threads | {' '.join(vector)} | torch {torch.__version__}"
 
-
-def _cpuinfo_lines() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []

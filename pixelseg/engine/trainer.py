@@ -142,12 +142,6 @@ def class_weights(config: Config, pixel_counts: np.ndarray) -> list[float] | Non
     raise ConfigError(f"loss.class_weights: expected a method name or {len(pixel_counts)} numbers, got {setting!r}")
 
 
-def segmentation_loss(model, loss_fn, outputs, masks: torch.Tensor) -> torch.Tensor:
-    """The model's training loss (:meth:`SegmentationModel.training_loss`: ``loss_fn`` on the logits plus
-    ``aux_weight`` times it on each auxiliary head's, or the model's own, such as MaskFormer's)."""
-    return getattr(model, "module", model).training_loss(loss_fn, outputs, masks)  # the model itself, or inside DDP
-
-
 def _share_of_labelled_pixels(masks: torch.Tensor, ignore_index: int) -> torch.Tensor | float:
     """Under DDP: this rank's labelled pixels over the mean per rank, so that DDP's average of the ranks' pixel-mean
     losses is the pixel mean over the global batch (as in one process), not a mean of means. 1 in one process."""
@@ -531,7 +525,7 @@ def save_best_model(run: Run) -> None:
     """``model/`` (safetensors + JSON) from ``best.pt``: what ``pixelseg.load`` and the other commands take."""
     if run.context.is_main:
         best = load_checkpoint(run.out_dir / "best.pt")
-        weights = (best.get("method") or {}).get("teacher", best["model"])  # a mean teacher ships its teacher
+        weights = run.method.shipped_weights(best)  # the model's own, or a mean teacher's teacher
         save_model(build_from_config(best["model_config"], best["model_meta"], weights, run.out_dir / "best.pt"),
                    run.out_dir / "model")
     distributed.barrier(run.context)

@@ -20,11 +20,9 @@ from pixelseg.constants import IGNORE_INDEX
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
-def class_boundary(mask: np.ndarray, outside: np.ndarray | None = None) -> np.ndarray:
-    """The pixels of a boolean mask with a 4-neighbour in ``outside`` (default: not in the mask; the image's border
-    does not count as outside)."""
-    outside = ~mask if outside is None else outside
-    grown = cv2.dilate(outside.astype(np.uint8), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+def class_boundary(mask: np.ndarray) -> np.ndarray:
+    """The pixels of a boolean mask with a 4-neighbour outside it (the image's border does not count as outside)."""
+    grown = cv2.dilate((~mask).astype(np.uint8), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return mask & grown.astype(bool)
 
 

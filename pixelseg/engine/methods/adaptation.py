@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method, split_outputs
+from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 
 
@@ -70,8 +70,7 @@ class EntropyMinimisation(TrainingMethod):
     def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         core = getattr(model, "module", model)
         target, valid = self.stream.next_batch()
-        source, target_outputs = split_outputs(self.forward(model, torch.cat([images, target])),
-                                               [len(images), len(target)])
+        source, target_outputs = self.forward_together(model, images, target)
         return core.training_loss(self.run.loss_fn, source, masks) + self.weight * normalised_entropy(
             main_logits(target_outputs), valid.float())
 
@@ -128,8 +127,7 @@ class ClassBalancedSelfTraining(TrainingMethod):
         with torch.no_grad():
             probabilities = self.forward(self.labeller, target).softmax(dim=1)
         pseudo = balanced_pseudo_labels(probabilities, self.thresholds, valid, core.classes.ignore_index)
-        source, target_outputs = split_outputs(self.forward(model, torch.cat([images, target])),
-                                               [len(images), len(target)])
+        source, target_outputs = self.forward_together(model, images, target)
         loss = core.training_loss(self.run.loss_fn, source, masks)
         if (pseudo != core.classes.ignore_index).any():
             loss = loss + self.weight * torch.nn.functional.cross_entropy(main_logits(target_outputs), pseudo,

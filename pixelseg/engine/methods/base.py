@@ -61,6 +61,11 @@ class TrainingMethod:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             return to_float32(model(images))
 
+    def forward_together(self, model, images: torch.Tensor, extra: torch.Tensor) -> tuple:
+        """The outputs for ``images`` and for ``extra`` (unlabelled or target images) from one forward pass over
+        both: one backward, as DDP needs, and batch-norm statistics over both."""
+        return tuple(split_outputs(self.forward(model, torch.cat([images, extra])), [len(images), len(extra)]))
+
     def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -70,6 +75,10 @@ class TrainingMethod:
     def evaluated_model(self) -> torch.nn.Module:
         """The network validated each epoch and saved as the run's model."""
         return self.run.model
+
+    def shipped_weights(self, checkpoint: dict) -> dict:
+        """The weights saved as the run's model from a checkpoint of this run (those of :meth:`evaluated_model`)."""
+        return checkpoint["model"]
 
     def state_dict(self) -> dict:
         """What the method keeps across ``--resume`` (tensors, numbers, strings: the safe loader's types)."""

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelseg.constants import IGNORE_INDEX
-from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method, split_outputs
+from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 
 
@@ -125,8 +125,7 @@ class MeanTeacher(TrainingMethod):
         if self.use_cutmix and len(weak) > 1:
             weak, pseudo = cutmix(weak, pseudo, cutmix_boxes(len(weak), *weak.shape[-2:], generator))
         strong = strong_view(weak, core.meta["mean"], core.meta["std"], generator, self.strength)
-        outputs = self.forward(model, torch.cat([images, strong]))
-        labelled, unlabelled = split_outputs(outputs, [len(images), len(strong)])
+        labelled, unlabelled = self.forward_together(model, images, strong)
         supervised = core.training_loss(self.run.loss_fn, labelled, masks)
         confident = pseudo != core.classes.ignore_index
         self.last = {"confident": float(confident.float().mean())}
@@ -141,6 +140,9 @@ class MeanTeacher(TrainingMethod):
 
     def evaluated_model(self) -> torch.nn.Module:
         return self.teacher
+
+    def shipped_weights(self, checkpoint: dict) -> dict:
+        return checkpoint["method"]["teacher"]
 
     def state_dict(self) -> dict:
         return {"teacher": self.teacher.state_dict(), "steps": self.steps, "stream": self.stream.state_dict()}

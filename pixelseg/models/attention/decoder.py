@@ -31,15 +31,20 @@ class NonLocalBlock(nn.Module):
         return x + self.out(y)
 
 
-class PositionAttention(nn.Module):
-    """DANet's position attention module (Fig. 3A): ``gamma * V softmax(Q^T K) + x``, Q/K 1x1 convs to C/8,
-    ``gamma`` learnt from 0."""
+class _ResidualAttention(nn.Module):
+    """Query and key 1x1 convs to C/8, a value 1x1 conv, and ``gamma`` (learnt from 0) weighing the attended
+    features added to the input: the parts DANet's position attention and criss-cross attention share."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.query, self.key = nn.Conv2d(channels, channels // 8, 1), nn.Conv2d(channels, channels // 8, 1)
         self.value = nn.Conv2d(channels, channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
+
+
+class PositionAttention(_ResidualAttention):
+    """DANet's position attention module (Fig. 3A): ``gamma * V softmax(Q^T K) + x``, Q/K 1x1 convs to C/8,
+    ``gamma`` learnt from 0."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -65,16 +70,10 @@ class ChannelAttention(nn.Module):
         return self.gamma * out.reshape(n, c, h, w) + x
 
 
-class CrissCrossAttention(nn.Module):
+class CrissCrossAttention(_ResidualAttention):
     """Criss-cross attention (Huang et al., Fig. 3): each position attends to the H + W - 1 positions of its row and
     column (one softmax over both, the position itself counted once), ``gamma * out + x``, Q/K 1x1 convs to C/8.
     Applied R = 2 times with shared weights (:class:`RecurrentCrissCross`) every position sees every other."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.query, self.key = nn.Conv2d(channels, channels // 8, 1), nn.Conv2d(channels, channels // 8, 1)
-        self.value = nn.Conv2d(channels, channels, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         query, key, value = self.query(x), self.key(x), self.value(x)
