@@ -145,18 +145,30 @@ class Prediction:
         return overlay(image, self.labels, self.classes, alpha)
 
 
+def inference_scale(model: SegmentationModel, height: int, width: int, scale: float | None = None) -> float:
+    """The fraction of its size an image of ``height`` x ``width`` is predicted at: ``scale`` when given, else the
+    model's ``inference_long_side`` (the longer side resized to it: a model trained on photos of one size, such as
+    the portrait model, sees a 4000-pixel photo as it saw its training images), else its ``inference_scale`` (the
+    training data's ``base_scale``)."""
+    if scale is not None:
+        return scale
+    if model.meta.get("inference_long_side"):
+        return float(model.meta["inference_long_side"]) / max(height, width, 1)
+    return model.meta.get("inference_scale", 1.0)
+
+
 def predict_image(model: SegmentationModel, image, scale: float | None = None, tile: tuple[int, int] | None = None,
                   overlap: float = 0.33, crf: DenseCRF | None = None, flip: bool = False,
                   scales: Sequence[float] = (1.0,)) -> Prediction:
     """Predict one image (a path, PIL image or RGB array) at its full resolution.
 
-    ``scale`` defaults to the scale the model was trained at (``model.meta["inference_scale"]``); ``crf`` refines
+    ``scale`` defaults to the scale the model was trained at (:func:`inference_scale`); ``crf`` refines
     the probabilities with the image's colours (dense CRF); ``flip`` and ``scales``: test-time augmentation
     (see :func:`predict_logits`).
     """
     array = as_image_array(image, input_channels(model))
     model.eval()
-    scale = model.meta.get("inference_scale", 1.0) if scale is None else scale
+    scale = inference_scale(model, array.shape[0], array.shape[1], scale)
     tensor = normalise(array, model.meta["mean"], model.meta["std"]).to(model_device(model))
     logits = predict_logits(model, tensor, scale, tile, overlap, flip, scales)
     probabilities = logits.softmax(dim=1)[0]

@@ -154,13 +154,19 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
         temporary_path.unlink(missing_ok=True)
 
 
+PNG_OPTIONS = {"compress_level": 1}
+"""zlib level 1: a 600x800 RGBA cutout encodes in 59 ms instead of 289 ms at Pillow's default 6, 14 % larger
+(scripts/bench_cutout.py measures the stage)."""
+
+
 def write_image(path: str | Path, array: np.ndarray) -> None:
     """Write an array ((H, W) uint8 or uint16, (H, W, 3) RGB or (H, W, 4) RGBA uint8) as an image atomically, in
-    the format its suffix names."""
+    the format its suffix names (PNG with :data:`PNG_OPTIONS`)."""
     image = Image.fromarray(np.ascontiguousarray(array))
     path = Path(path)
+    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     with atomic_path(path) as temporary:
-        image.save(temporary, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+        image.save(temporary, format=image_format, **(PNG_OPTIONS if image_format == "PNG" else {}))
 
 
 def label_image(labels: np.ndarray) -> np.ndarray:

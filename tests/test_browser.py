@@ -46,6 +46,27 @@ def server_url(tmp_path):
     thread.join(10)
 
 
+def open_page(playwright, server_url: str, image: Path):
+    """(browser, page, page errors): the page in headless Chromium with ``image`` uploaded."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server_url)
+    page.wait_for_selector("#source option", state="attached")
+    page.set_input_files("#file", str(image))
+    page.wait_for_function("!document.getElementById('cutout').disabled")
+    return browser, page, errors
+
+
+def screenshot_and_download(page, screenshot: str) -> np.ndarray:
+    """Keep a screenshot in test-artifacts/ and return the downloaded cutout."""
+    page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    with page.expect_download() as download_info:
+        page.click("#download-cutout")
+    return np.asarray(Image.open(io.BytesIO(Path(download_info.value.path()).read_bytes())))
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test-browser installs it)")
 def test_upload_draw_a_box_and_download_the_cutout(server_url, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
@@ -53,14 +74,7 @@ def test_upload_draw_a_box_and_download_the_cutout(server_url, tmp_path):
     Image.fromarray(image).save(tmp_path / "photo.png")
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(server_url)
-        page.wait_for_selector("#source option", state="attached")
-        page.set_input_files("#file", str(tmp_path / "photo.png"))
-        page.wait_for_function("!document.getElementById('cutout').disabled")
+        browser, page, errors = open_page(playwright, server_url, tmp_path / "photo.png")
 
         # Draw the box (25, 15) -> (135, 105) in image pixels on the displayed canvas.
         canvas = page.locator("#canvas").bounding_box()
@@ -78,12 +92,27 @@ def test_upload_draw_a_box_and_download_the_cutout(server_url, tmp_path):
         page.click("#segment")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('segmented')",
                                timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "cutout_page.png"), full_page=True)
-        with page.expect_download() as download_info:
-            page.click("#download-cutout")
-        data = Path(download_info.value.path()).read_bytes()
+        cutout = screenshot_and_download(page, "cutout_page.png")
         browser.close()
     assert not errors, errors
-    cutout = np.asarray(Image.open(io.BytesIO(data)))
     assert cutout.shape == (120, 160, 4)
     assert ((cutout[..., 3] > 127) == truth).mean() > 0.95
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test-browser installs it)")
+def test_one_click_cuts_a_person_out_of_a_real_portrait(server_url, tmp_path):
+    from tests.test_shipped_model import portrait_photo
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    image, truth = portrait_photo(5)  # a validation portrait: the shipped model never trained on it
+    Image.fromarray(image).save(tmp_path / "portrait.jpg", quality=95)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright_api.sync_playwright() as playwright:
+        browser, page, errors = open_page(playwright, server_url, tmp_path / "portrait.jpg")
+        page.click("#cutout")  # one click: no box, no classes
+        page.wait_for_function("document.getElementById('status').textContent === 'cut out'", timeout=60_000)
+        cutout = screenshot_and_download(page, "portrait_page.png")
+        browser.close()
+    assert not errors, errors
+    assert cutout.shape == (*truth.shape, 4)
+    assert ((cutout[..., 3] > 127) == (truth == 1))[truth != 255].mean() > 0.93

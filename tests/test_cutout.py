@@ -7,7 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelseg.apps.cutout import CutoutSettings, composite, cutout_files, cutout_image, parse_colour, refine_alpha
+from pixelseg.apps.cutout import (
+    CutoutSettings,
+    composite,
+    cutout_files,
+    cutout_image,
+    default_model,
+    default_refine,
+    parse_colour,
+    refine_alpha,
+)
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.models import create
 from tests.test_cli import pixelseg
@@ -57,6 +66,23 @@ def test_model_classes_and_model_plus_box():
     assert ((boxed > 0.5) == truth).mean() > 0.97
     with pytest.raises(ConfigError, match="not one of the model's classes"):
         cutout_image(image, CutoutSettings(model=model, classes=["car"]))
+
+
+def test_without_classes_everything_but_background_is_foreground():
+    image, truth = scene()
+    model = bright_model()
+    _, alpha = cutout_image(image, CutoutSettings(model=model))
+    assert ((alpha > 0.5) == truth).mean() > 0.97
+    model.meta["classes"] = {"names": ["sky", "thing"], "palette": [[0, 0, 0], [255, 0, 0]]}
+    with pytest.raises(ConfigError, match="--classes.*no 'background' class"):
+        cutout_image(image, CutoutSettings(model=model))
+
+
+def test_nothing_said_means_the_portrait_model_with_soft_edges():
+    assert default_model(None, None, None) == "portrait" and default_refine(None, None, None)
+    assert default_model((1, 2, 3, 4), None, None) is None and not default_refine(None, (1, 2, 3, 4), None)
+    assert default_model(None, "strokes.png", None) is None and not default_refine(None, None, "strokes.png")
+    assert default_model(None, None, "camvid") == "camvid" and not default_refine(False, None, None)
 
 
 def test_refined_alpha_is_soft_only_near_the_boundary():
@@ -117,8 +143,8 @@ def test_cutout_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "1 image(s) cut out" in result.stdout and "foreground" in result.stdout
     assert Image.open(tmp_path / "out" / "photo_cutout.png").mode == "RGB"
-    nothing = pixelseg("cutout", tmp_path / "photo.png", "--out", tmp_path / "o2")
-    assert nothing.returncode == 2 and "--box" in nothing.stderr and "Traceback" not in nothing.stderr
+    nonsense = pixelseg("cutout", tmp_path / "photo.png", "--model", "camvid", "--out", tmp_path / "o2")
+    assert nonsense.returncode == 2 and "--classes" in nonsense.stderr and "Traceback" not in nonsense.stderr
 
 
 def test_scribbles_alone_and_their_size_is_checked(tmp_path):
@@ -132,3 +158,20 @@ def test_scribbles_alone_and_their_size_is_checked(tmp_path):
     Image.fromarray(scribbles[:60]).save(tmp_path / "small.png")
     with pytest.raises(ConfigError, match="scribbles are 160x60"):
         cutout_image(image, CutoutSettings(scribbles=tmp_path / "small.png"))
+
+
+def test_a_long_side_model_sees_every_photo_at_its_training_size():
+    from pixelseg.inference import inference_scale, predict_image
+
+    model = bright_model()
+    model.meta["inference_long_side"] = 80
+    assert inference_scale(model, 120, 160) == 0.5 and inference_scale(model, 1200, 1600) == 0.05
+    assert inference_scale(model, 120, 160, scale=1.0) == 1.0  # an explicit scale wins
+    seen = []
+    forward = model.forward
+    model.forward = lambda images: seen.append(tuple(images.shape[2:])) or forward(images)
+    image, truth = scene()
+    big = np.repeat(np.repeat(image, 4, 0), 4, 1)  # the same scene at 4x: the network input stays the same size
+    assert (predict_image(model, big).labels.astype(bool) == np.repeat(np.repeat(truth, 4, 0), 4, 1)).mean() > 0.95
+    predict_image(model, image)
+    assert seen[0][1] == seen[1][1] == 80

@@ -195,3 +195,29 @@ def test_sync_batchnorm_keeps_the_activation_of_timm_fused_norm_layers():
     images = torch.randn(2, 3, 64, 64)
     for mode in (False, True):  # outside a process group the synced layers compute what the originals did
         assert torch.allclose(synced.train(mode)(images), model.train(mode)(images), atol=1e-5), mode
+
+
+def test_mean_teacher_under_ddp_updates_one_teacher_and_ships_it(shapes_root, tmp_path):
+    """A training method under torchrun: the EMA teacher follows the synchronised student (one update per global
+    step on every rank), the unlabelled stream is split between the ranks, and rank 0 ships the teacher."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(shapes_root / "images" / "val", unlabelled)
+    config = tiny_config(shapes_root, tmp_path / "unused", epochs=1, steps_per_epoch=2)
+    config["data"].update(unlabelled=str(unlabelled), val_split=None)
+    config["method"] = {"name": "mean_teacher", "threshold": 0.5, "ema_decay": 0.9}
+    config["train"]["threads"] = 1
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+    assert state["method"]["steps"] == 2
+    teacher, student = state["method"]["teacher"], state["model"]
+    assert any(not torch.equal(teacher[k], student[k]) for k in student if student[k].is_floating_point())
+    shipped = load_file(tmp_path / "ddp" / "model" / "model.safetensors")
+    assert all(torch.equal(shipped[k].float(), teacher[k].float()) for k in shipped)

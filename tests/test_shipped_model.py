@@ -1,4 +1,5 @@
-"""The CamVid model that ships with the package: loadable by name, small, and sensible on real street scenes."""
+"""The models that ship with the package (camvid, portrait): loadable by name, small, and sensible on real
+images; the portrait model is what a cutout with no box uses."""
 
 from __future__ import annotations
 
@@ -49,3 +50,51 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
     assert "camvid (shipped)" in result.stdout
     labels = np.asarray(Image.open(tmp_path / "predictions" / "street_labels.png"))
     assert labels.shape == (90, 120) and labels.max() < 11
+
+
+PORTRAIT = SHIPPED_DIR / "portrait" / "model.safetensors"
+
+
+def test_shipped_portrait_model_is_small_and_loads_by_name():
+    assert PORTRAIT.is_file(), "pixelseg/weights/portrait is missing: train configs/portrait_lite0.yaml"
+    assert PORTRAIT.stat().st_size <= 10 * 2**20
+    model = pixelseg.load("portrait")
+    assert model.classes.names == ["background", "person"] and model.meta["inference_long_side"] == 256
+
+
+def portrait_photo(index: int = 0):
+    dataset = open_dataset("folder", requires_shared("portrait"), "val", splits_dir="portrait_last_digit_0")
+    return dataset.read(index)
+
+
+@pytest.mark.realdata
+def test_one_click_cutout_cuts_the_person_out_of_a_real_portrait(tmp_path):
+    image, truth = portrait_photo(3)  # a validation portrait: never trained on
+    Image.fromarray(image).save(tmp_path / "photo.jpg", quality=95)
+    result = run_cli("cutout", "photo.jpg", "--mask", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rgba = np.asarray(Image.open(tmp_path / "cutouts" / "photo_cutout.png"))
+    assert rgba.shape == (*truth.shape, 4)
+    alpha = rgba[..., 3].astype(np.float32) / 255
+    labelled = truth != 255
+    assert ((alpha > 0.5) == (truth == 1))[labelled].mean() > 0.93
+    soft = (alpha > 0.02) & (alpha < 0.98)
+    assert 0 < soft.mean() < 0.1  # soft edges along the boundary only
+
+
+@pytest.mark.realdata
+def test_the_server_cuts_out_with_the_portrait_model_by_default():
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from pixelseg.apps.server import create_app
+
+    image, truth = portrait_photo(7)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    with TestClient(create_app()) as client:
+        response = client.post("/api/cutout", files={"file": ("photo.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
+    rgba = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert ((rgba[..., 3] > 127) == (truth == 1))[truth != 255].mean() > 0.93

@@ -74,3 +74,19 @@ def test_the_shipped_camvid_sequence_lists_hold_out_0006R0():
     assert len(train) == 367 and len(val) == 101 and not train.problems and not val.problems
     assert {s.name.split("_")[0] for s in val.samples} == {"0006R0"}
     assert not {s.name for s in train.samples} & {s.name for s in val.samples}
+
+
+def test_split_lists_win_over_the_split_folders_of_a_folder_dataset(tmp_path):
+    # images/train/ holds every labelled image; the lists carve a validation split out of it. Reading the folder
+    # named "train" instead of the list would train on the validation images.
+    root = tmp_path / "portrait"
+    for stem in ("00001", "00002", "00010"):
+        write_image(root / "images" / "train" / f"{stem}.png", np.zeros((8, 12, 3), np.uint8))
+        write_image(root / "masks" / "train" / f"{stem}.png", np.zeros((8, 12), np.uint8))
+    (root / "classes.json").write_text('{"names": ["background", "person"]}')
+    out = tmp_path / "lists"
+    assert main(["data", "split", str(root), "--holdout", "0", "--pattern", r"\d{4}(\d)$", "--out", str(out)]) == 0
+    train = open_dataset("folder", root, "train", splits_dir=str(out))
+    val = open_dataset("folder", root, "val", splits_dir=str(out))
+    assert [s.name for s in train.samples] == ["00001", "00002"] and [s.name for s in val.samples] == ["00010"]
+    assert len(open_dataset("folder", root, "train")) == 3  # no lists: the folder

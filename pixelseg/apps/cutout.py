@@ -1,8 +1,9 @@
 """Cut the foreground out of images: an RGBA PNG per image, the background transparent or replaced.
 
 The foreground comes from a box (GrabCut, no model needed), from a segmentation model's classes, or from both
-(the model's probabilities seed GrabCut inside the box). The alpha can be refined along the boundary with a
-guided filter (He, Sun & Tang, ECCV 2010) so that fine structures such as hair get soft, not jagged, edges.
+(the model's probabilities seed GrabCut inside the box). With none of them, the shipped ``portrait`` model cuts the
+person out (rembg's one-click use). The alpha can be refined along the boundary with a guided filter (He, Sun &
+Tang, ECCV 2010) so that fine structures such as hair get soft, not jagged, edges.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from pixelseg.errors import ConfigError, DataError
 from pixelseg.io import read_image, write_image
 from pixelseg.utils import progress_bar
 
+DEFAULT_MODEL = "portrait"
+"""The shipped model that cuts out when nothing says what the foreground is."""
+
 
 @dataclass
 class CutoutSettings:
     box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in pixels
     scribbles: str | Path | None = None  # grey image, image-sized: 255 = surely foreground, 0 = surely background
     model: object | None = None  # a SegmentationModel
-    classes: Sequence[str] = ()  # the model's classes that are foreground
+    classes: Sequence[str] = ()  # the model's classes that are foreground (default: all but "background")
     refine: bool = False  # soften the alpha along the boundary
     refine_radius: int = 8
     background: str | None = None  # None (transparent), a colour (#rrggbb, "white", "0,255,0"), an image, "blur"
@@ -48,9 +52,28 @@ def parse_class_names(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
+def default_model(box, scribbles, model: str | None) -> str | None:
+    """The model to cut out with: the one named, else :data:`DEFAULT_MODEL` when no box or scribbles say what the
+    foreground is, else none (GrabCut)."""
+    return model if model or box is not None or scribbles else DEFAULT_MODEL
+
+
+def default_refine(refine: bool | None, box, scribbles) -> bool:
+    """Refine the alpha when asked to, and by default for a cutout by a model alone (its mask comes from a
+    low-resolution prediction; GrabCut's follows the image's edges already)."""
+    return refine if refine is not None else box is None and not scribbles
+
+
 def class_indices(model, names: Sequence[str]) -> list[int]:
-    """Indices of ``names`` among the model's classes (case-insensitive); an unknown name is a ConfigError."""
+    """Indices of ``names`` among the model's classes (case-insensitive); an unknown name is a ConfigError. No
+    names: every class but one called "background" (a portrait or binary model's foreground)."""
     known = {name.lower(): index for index, name in enumerate(model.classes.names)}
+    if not names:
+        if "background" not in known:
+            raise ConfigError(f"--model needs --classes: the classes that are foreground, e.g. "
+                              f"{','.join(model.classes.names[:2])} (the model has no 'background' class to leave "
+                              f"out by default)")
+        return [index for name, index in known.items() if name != "background"]
     missing = [name for name in names if name.lower() not in known]
     if missing:
         raise ConfigError(f"class {missing[0]!r} is not one of the model's classes: {', '.join(model.classes.names)}")
@@ -83,8 +106,6 @@ def foreground_mask(image: np.ndarray, settings: CutoutSettings) -> np.ndarray:
     _check_foreground_given(settings)
     prior = None
     if settings.model is not None:
-        if not settings.classes:
-            raise ConfigError("--model needs --classes: the classes that are foreground, e.g. car,pedestrian")
         from pixelseg.inference import predict_image
 
         indices = class_indices(settings.model, settings.classes)
@@ -180,8 +201,6 @@ def cutout_files(inputs: list[str | Path], out_dir: str | Path, settings: Cutout
 
     _check_foreground_given(settings)
     if settings.model is not None:
-        if not settings.classes:
-            raise ConfigError("--model needs --classes: the classes that are foreground, e.g. car,pedestrian")
         class_indices(settings.model, settings.classes)
     planned = plan_outputs(inputs, out_dir, ("cutout", "mask"))
     summary = CutoutSummary()

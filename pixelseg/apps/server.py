@@ -5,7 +5,8 @@ Endpoints (the OpenAPI schema is at ``/openapi.json``, the interactive docs at `
 - ``GET /api/models``: the models (shipped ones and those in the models folder) and the classical methods.
 - ``POST /api/segment``: an uploaded image segmented by a model (optionally with a dense CRF) or a method;
   ``output=labels`` (index PNG), ``color`` (colour PNG) or ``json`` (classes with pixel counts and shares).
-- ``POST /api/cutout``: an RGBA PNG of the foreground, from a box (GrabCut), a model's classes, or both.
+- ``POST /api/cutout``: an RGBA PNG of the foreground, from a box (GrabCut), a model's classes, or both; neither:
+  the shipped portrait model (one click).
 - ``GET /``: the page (upload or drop an image, pick a model or method, draw a box, see the overlay and the
   cutout side by side, toggle classes, download). Its assets are served by the package; nothing from a CDN.
 
@@ -33,6 +34,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from pixelseg.errors import PixelsegError
+from pixelseg.io import PNG_OPTIONS
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -78,7 +80,7 @@ class ModelStore:
 
 def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", **PNG_OPTIONS)
     return buffer.getvalue()
 
 
@@ -204,11 +206,20 @@ async def segment(services: ServicesDependency, file: UploadFile = File(...), mo
 
 @router.post("/api/cutout")
 async def cutout(services: ServicesDependency, file: UploadFile = File(...), box: str | None = Form(None),
-                 model: str | None = Form(None), classes: str | None = Form(None), refine: bool = Form(False),
+                 model: str | None = Form(None), classes: str | None = Form(None), refine: bool | None = Form(None),
                  background: str | None = Form(None)):
     """An RGBA PNG (or RGB over ``background``) of the foreground: ``box`` = "x0,y0,x1,y1" and/or ``model``
-    with ``classes`` = "car,pedestrian"."""
-    from pixelseg.apps.cutout import CutoutSettings, cutout_image, parse_box, parse_class_names, parse_colour
+    with ``classes`` = "car,pedestrian" (default: all but "background"). Neither: the shipped portrait model cuts
+    the person out, with soft edges unless ``refine`` is false."""
+    from pixelseg.apps.cutout import (
+        CutoutSettings,
+        cutout_image,
+        default_model,
+        default_refine,
+        parse_box,
+        parse_class_names,
+        parse_colour,
+    )
 
     try:
         parsed_box = parse_box(box)
@@ -218,9 +229,10 @@ async def cutout(services: ServicesDependency, file: UploadFile = File(...), box
         raise HTTPException(422, "background must be a colour (#rrggbb, r,g,b, white) or 'blur'; the server "
                                  "reads no files")
     image = await services.read_upload(file)
-    chosen = services.model_named(model) if model else None
-    cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes), refine=refine,
-                         background=background)
+    name = default_model(parsed_box, None, model)
+    chosen = services.model_named(name) if name else None
+    cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes),
+                         refine=default_refine(refine, parsed_box, None), background=background)
     result, _ = await services.run_limited(cutout_image, image, cut)
     return Response(_png(result), media_type="image/png")
 

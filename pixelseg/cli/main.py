@@ -143,17 +143,19 @@ def cmd_eval(args) -> int:
         result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
                           progress=_progress(args), examples=args.examples, crf=_crf(args), flip=args.flip,
                           scales=_scales(args), boundary=args.boundary_f1)
-        scale = args.scale or model.meta.get("inference_scale", 1.0)
+        long_side = None if args.scale else model.meta.get("inference_long_side")
+        scale = args.scale or (None if long_side else model.meta.get("inference_scale", 1.0))
         source, classes = {"checkpoint": str(args.checkpoint), "backend": getattr(model, "backend", "eager"),
                            "inference_precision": getattr(model, "precision", "fp32"),
-                           "inference_scale": scale, "tile": args.tile,
+                           "inference_scale": scale, "inference_long_side": long_side,
+                           "tile": args.tile,
                            "crf": bool(args.crf), "flip": args.flip, "scales": list(_scales(args))}, model.classes
         suffix = ("_flip" if args.flip else "") + ("_ms" if args.scales else "") + ("_crf" if args.crf else "")
         out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{dataset.split}{suffix}"
         extras = "".join([", flip" if args.flip else "", f", scales {args.scales}" if args.scales else "",
                           ", dense CRF" if args.crf else ""])
         header = (f"{dataset.name} {dataset.split}: {len(dataset)} images at full resolution "
-                  f"(network input scale {scale}{extras})")
+                  f"(network input {f'longer side {long_side} px' if long_side else f'scale {scale}'}{extras})")
     if not distributed.current().is_main:
         return 0
     paths = result.save(out, classes, {**source, "dataset": dataset.name, "root": str(dataset.root),
@@ -250,12 +252,21 @@ def cmd_export(args) -> int:
 
 
 def cmd_cutout(args) -> int:
-    from pixelseg.apps.cutout import CutoutSettings, cutout_files, parse_box, parse_class_names
+    from pixelseg.apps.cutout import (
+        CutoutSettings,
+        cutout_files,
+        default_model,
+        default_refine,
+        parse_box,
+        parse_class_names,
+    )
     from pixelseg.loading import load_fastest
 
-    model = load_fastest(args.model) if args.model else None  # the fastest path that keeps the accuracy
-    settings = CutoutSettings(box=parse_box(args.box), scribbles=args.scribbles, model=model,
-                              classes=parse_class_names(args.classes), refine=args.refine, background=args.background)
+    box = parse_box(args.box)
+    name = default_model(box, args.scribbles, args.model)  # nothing given: the shipped portrait model
+    model = load_fastest(name) if name else None  # the fastest path that keeps the accuracy
+    settings = CutoutSettings(box=box, scribbles=args.scribbles, model=model, classes=parse_class_names(args.classes),
+                              refine=default_refine(args.refine, box, args.scribbles), background=args.background)
     summary = cutout_files(args.inputs, args.out, settings, save_mask=args.mask, progress=_progress(args))
     images = len(summary.foreground_shares)
     share = f", foreground {100 * sum(summary.foreground_shares) / images:.1f} % of the pixels on average" if images \
@@ -495,9 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     cutout.add_argument("--box", help="x0,y0,x1,y1: the object lies inside (GrabCut; no model needed)")
     cutout.add_argument("--scribbles", help="grey PNG the size of the image: 255 = surely foreground, 0 = surely "
                                             "background, other values unknown (GrabCut)")
-    cutout.add_argument("--model", help="checkpoint, model folder or shipped model name (camvid)")
-    cutout.add_argument("--classes", help="with --model: the foreground classes, e.g. car,pedestrian")
-    cutout.add_argument("--refine", action="store_true", help="soft alpha along the boundary (guided filter)")
+    cutout.add_argument("--model", help="checkpoint, model folder or shipped model name (default, without --box or "
+                                        "--scribbles: portrait, which cuts the person out)")
+    cutout.add_argument("--classes", help="with --model: the foreground classes, e.g. car,pedestrian (default: all "
+                                          "but 'background')")
+    cutout.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                        help="soft alpha along the boundary (guided filter; default: on for a model alone)")
     cutout.add_argument("--background", help="a colour (#rrggbb, r,g,b, white), an image file or 'blur' "
                                              "instead of transparency")
     cutout.add_argument("--mask", action="store_true", help="also write <stem>_mask.png (the alpha)")

@@ -123,17 +123,28 @@ def _find_subfolder(root: Path, names: tuple[str, ...]) -> Path:
     raise DataError(f"{root}: no {' or '.join(n + '/' for n in names)} folder (expected by the folder layout)")
 
 
+def _all_files(folder: Path) -> list[Path]:
+    """Every image in ``folder`` and, when the images are in split sub-folders, in those."""
+    return sorted(set(list_images(folder)) | {p for sub in folder.iterdir() if sub.is_dir() for p in list_images(sub)})
+
+
 def _split_files(root: Path, folder: Path, split: str | None, splits_dir: Path | None = None) -> list[Path]:
-    """Files of one split: a sub-folder named after it, or a list file of stems, or all files."""
+    """Files of one split: the stems of a list file (``splits_dir``'s first: it names the lists to use, even where
+    the data has split sub-folders), else a sub-folder named after the split, else ``ROOT/SPLIT.txt``; all files
+    for no split."""
     if split is None:
-        return list_images(folder) if not (folder / "train").is_dir() else sorted(
-            p for sub in folder.iterdir() if sub.is_dir() for p in list_images(sub))
+        return _all_files(folder)
+    list_files = [splits_folder(root, splits_dir) / f"{split}.txt"] if splits_dir is not None else []
     if (folder / split).is_dir():
-        return list_images(folder / split)
-    for list_file in (splits_folder(root, splits_dir) / f"{split}.txt", root / f"{split}.txt"):
+        list_files.append(None)
+    list_files.append(splits_folder(root, None) / f"{split}.txt")
+    list_files.append(root / f"{split}.txt")
+    for list_file in list_files:
+        if list_file is None:
+            return list_images(folder / split)
         if list_file.is_file():
             wanted = set(_read_split_list(list_file))
-            return [p for p in list_images(folder) if p.stem in wanted]
+            return [p for p in _all_files(folder) if p.stem in wanted]
     raise DataError(f"{root}: no split {split!r}: expected {folder / split}/ or "
                     f"{splits_folder(root, splits_dir) / (split + '.txt')}")
 

@@ -216,11 +216,12 @@ def calibration_batches(model: SegmentationModel, images: list[np.ndarray]):
     what static quantisation measures activation ranges on."""
     import torch.nn.functional as F
 
-    from pixelseg.inference import normalise
+    from pixelseg.inference import inference_scale, normalise
 
-    scale, divisor = model.meta.get("inference_scale", 1.0), model.size_divisor
+    divisor = model.size_divisor
     for image in images:
         batch = normalise(image, model.meta["mean"], model.meta["std"])
+        scale = inference_scale(model, batch.shape[2], batch.shape[3])
         if scale != 1.0:
             size = (max(1, round(batch.shape[2] * scale)), max(1, round(batch.shape[3] * scale)))
             batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)

@@ -76,9 +76,11 @@ def measure(name: str, height: int, width: int, num_classes: int = 11, repeats: 
             model(images)
         times = [timed_call(model, images)[0] for _ in range(repeats)]
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        counter = FlopCounterMode(display=False)
-        with counter:
-            built(images)
+    # Counted with autograd on: FlopCounterMode's module tracker hooks the gradient of every module input that
+    # requires one, and a model that hands a parameter to a sub-module (MaskFormer's queries) fails without it.
+    counter = FlopCounterMode(display=False)
+    with counter:
+        built(images)
     return BenchmarkRow(name, parameters, counter.get_total_flops() / 1e9,
                         1000 * statistics.median(times), (after - before) / 1024)
 

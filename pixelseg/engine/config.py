@@ -142,6 +142,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     scale: float | None = None  # predict at this fraction of the original size (default data.base_scale)
+    long_side: int | None = None  # or: resize each image's longer side to this many pixels (photos of any size)
     tile: list | None = None  # sliding-window tile [height, width]; null predicts the whole image
     overlap: float = 0.33  # sliding-window overlap (0..1)
 

@@ -16,7 +16,7 @@ from pixelseg.data.classes import ClassInfo
 from pixelseg.data.dataset import SegmentationDataset
 from pixelseg.data.transforms import evaluation_transform
 from pixelseg.engine import distributed
-from pixelseg.inference import model_device, predict_logits
+from pixelseg.inference import inference_scale, model_device, predict_logits
 from pixelseg.io import rgb_view, write_text
 from pixelseg.metrics import BoundaryF1, ConfusionMatrix
 from pixelseg.utils import progress_bar
@@ -101,7 +101,6 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
     """
     model.eval()
     device = model_device(model)
-    scale = model.meta.get("inference_scale", 1.0) if scale is None else scale
     previous = dataset.transform
     dataset.transform = evaluation_transform(model.meta["mean"], model.meta["std"])
     confusion = ConfusionMatrix(model.classes.num_classes, device=device)
@@ -116,7 +115,8 @@ def evaluate(model: SegmentationModel, dataset: SegmentationDataset, scale: floa
     try:
         for index, (image, mask) in zip(indices, progress_bar(loader, progress and context.is_main,
                                                                 desc="evaluating"), strict=True):
-            logits = predict_logits(model, image.to(device), scale, tile, overlap, flip, scales)
+            size_scale = inference_scale(model, image.shape[2], image.shape[3], scale)
+            logits = predict_logits(model, image.to(device), size_scale, tile, overlap, flip, scales)
             # The loader gives the normalised tensor; the CRF and the example picture need the RGB image.
             rgb = dataset.read_image(index) if crf is not None or index in keep else None
             if crf is not None:

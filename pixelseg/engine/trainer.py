@@ -334,6 +334,7 @@ def build_model(config: Config, train_set: SegmentationDataset, resume: bool | s
     model.meta.update({
         "classes": classes.to_dict(),
         "inference_scale": config.eval.scale or config.data.base_scale,
+        "inference_long_side": config.eval.long_side,
         "data": {"layout": train_set.name, "root": str(Path(train_set.root).resolve()), "options": config.data.options,
                  "val_split": config.data.val_split},
     })

@@ -148,8 +148,8 @@ $("cutout").addEventListener("click", async () => {
     body.append("model", name);
     body.append("classes", $("classes").value.trim());
   }
-  if ($("refine").checked) body.append("refine", "true");
-  if (!body.has("box") && !body.has("model")) return status("draw a box, or pick a model and name its classes");
+  // neither a box nor classes: the server's default, the shipped portrait model (one click, no box)
+  body.append("refine", $("refine").checked ? "true" : "false");
   status("cutting out...");
   const response = await fetch("/api/cutout", { method: "POST", body });
   if (!response.ok) return fail(response);

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# CamVid on the unseen-sequence protocol at a short schedule (configs/camvid_unseen_short.yaml: train on 0001TP +
+# 0016E5, score on 0006R0, half resolution, 8 epochs), one change per row. Every row is scored on 0006R0 by
+# `pixelseg eval` (plain, eager) and lands in runs/unseen_short/<row>/eval/metrics.json; scripts/unseen_table.py
+# collects them for docs/models/camvid.md (ablations) and docs/model_zoo.md (the unseen-sequence column).
+#   bash scripts/unseen_camvid.sh                       # every row
+#   bash scripts/unseen_camvid.sh recipe scratch        # some rows
+# A stopped row (Ctrl-C saves last.pt; last.pt is also saved every 10 steps) continues with --resume when the
+# script is run again for it.
+# Rows:
+#   recipe        the config as it is (U-Net, ImageNet EfficientNet-Lite2, inverse-sqrt weights + Dice, bf16 auto)
+#   seed1         the recipe with seed 1;   fp32, fp32_seed1: the recipe in float32 (train.amp=false), seeds 0 and 1
+#   scratch       the encoder from random weights (pretrained=false)
+#   median_freq   median-frequency class weights (the previous shipped model's)
+#   no_weights    no class weights
+#   lovasz        Lovász-softmax in place of Dice
+#   fullres       full resolution (360x480 input, 352x480 crops)
+#   deeplabv3plus, fpn, pspnet, upernet, linknet   the architecture on the same ImageNet EfficientNet-Lite2 encoder
+#   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+ROWS=("$@")
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(recipe scratch no_weights median_freq deeplabv3plus fpn pspnet segformer fp32 seed1 \
+  fp32_seed1 lovasz)
+for row in "${ROWS[@]}"; do
+  case $row in
+    recipe)      changes=() ;;
+    seed1)       changes=(--set train.seed=1) ;;
+    fp32)        changes=(--set train.amp=false) ;;
+    fp32_seed1)  changes=(--set train.amp=false --set train.seed=1) ;;
+    scratch)     changes=(--set model.pretrained=false) ;;
+    median_freq) changes=(--set loss.class_weights=median_frequency) ;;
+    no_weights)  changes=(--set loss.class_weights=null) ;;
+    lovasz)      changes=(--set loss.dice=0 --set loss.lovasz=0.5) ;;
+    fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
+    deeplabv3plus|fpn|pspnet|upernet|linknet) changes=(--set "model.name=$row") ;;
+    segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
+    *) echo "unknown row $row (see the list at the top of $0)" >&2; exit 2 ;;
+  esac
+  out=runs/unseen_short/$row
+  resume=()
+  [ -f "$out/last.pt" ] && [ ! -d "$out/model" ] && resume=(--resume)
+  started=$(date +%s)
+  "$BIN/pixelseg" --quiet train configs/camvid_unseen_short.yaml --set "train.out_dir=$out" "${changes[@]}" "${resume[@]}"
+  "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --out "$out/eval" --examples 0
+  echo "$row: $(( $(date +%s) - started )) s wall (train + eval${resume:+, this sitting only})" \
+    | tee -a runs/unseen_short/wall_times.txt
+done

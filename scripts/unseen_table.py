@@ -1,0 +1,78 @@
+"""Tables of the unseen-sequence short protocol (scripts/unseen_camvid.sh) for docs/models/camvid.md and
+docs/model_zoo.md, from runs/unseen_short/<row>/eval/metrics.json and each run's log.csv.
+
+    python scripts/unseen_table.py [--runs runs/unseen_short]
+
+Rows that have not run are left out. Training minutes are the sum of log.csv's epoch times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+from pathlib import Path
+
+ABLATIONS = {
+    "recipe": "the recipe (U-Net, ImageNet EfficientNet-Lite2, inverse-sqrt weights + Dice, bf16)",
+    "seed1": "the recipe, seed 1",
+    "scratch": "encoder from scratch (no ImageNet weights)",
+    "no_weights": "no class weights",
+    "median_freq": "median-frequency class weights",
+    "lovasz": "Lovász-softmax instead of Dice",
+    "fullres": "full resolution (360x480 input)",
+    "fp32": "float32 training (seed 0)",
+    "fp32_seed1": "float32 training (seed 1)",
+}
+ARCHITECTURES = {
+    "recipe": "U-Net", "deeplabv3plus": "DeepLabv3+", "fpn": "FPN", "pspnet": "PSPNet", "upernet": "UPerNet",
+    "linknet": "LinkNet", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
+}
+
+
+def read(run: Path) -> dict | None:
+    path = run / "eval" / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    with (run / "log.csv").open() as log:
+        metrics["minutes"] = sum(float(row["seconds"]) for row in csv.DictReader(log)) / 60
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/unseen_short")
+    args = parser.parse_args()
+    runs = {run.name: metrics for run in sorted(Path(args.runs).iterdir())
+            if run.is_dir() and (metrics := read(run)) is not None}
+    if not runs:
+        raise SystemExit(f"no finished rows in {args.runs} (bash scripts/unseen_camvid.sh)")
+    names = next(iter(runs.values()))["classes"]
+    print("| change (one per row) | unseen mIoU (0006R0) | pixel acc. | mean class acc. | training (min) |")
+    print("|---|---:|---:|---:|---:|")
+    for row, label in ABLATIONS.items():
+        if row in runs:
+            m = runs[row]
+            print(f"| {label} | {100 * m['miou']:.2f} % | {100 * m['pixel_accuracy']:.2f} % | "
+                  f"{100 * m['mean_class_accuracy']:.2f} % | {m['minutes']:.1f} |")
+    pairs = {"bf16": ["recipe", "seed1"], "fp32": ["fp32", "fp32_seed1"]}
+    for precision, rows in pairs.items():
+        values = [100 * runs[r]["miou"] for r in rows if r in runs]
+        if values:
+            spread = f", spread {max(values) - min(values):.2f}" if len(values) > 1 else ""
+            print(f"\n{precision}: mean {statistics.mean(values):.2f} % over {len(values)} seed(s){spread}")
+    print("\n| architecture (ImageNet EfficientNet-Lite2 encoder) | unseen mIoU (0006R0) | pixel acc. | "
+          "training (min) |\n|---|---:|---:|---:|")
+    for row, label in ARCHITECTURES.items():
+        if row in runs:
+            m = runs[row]
+            print(f"| {label} | {100 * m['miou']:.2f} % | {100 * m['pixel_accuracy']:.2f} % | {m['minutes']:.1f} |")
+    print("\n| row | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
+    for row, m in runs.items():
+        print(f"| {row} | " + " | ".join(f"{100 * v:.1f}" if v == v else "-" for v in m["iou"]) + " |")
+
+
+if __name__ == "__main__":
+    main()
