@@ -106,3 +106,18 @@ def plot_examples(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
                   frameon=False)
     figure.tight_layout(rect=(0, 0.06 if rows > 1 else 0.12, 1, 1))
     _save(figure, path)
+
+
+def plot_panels(rows: Sequence[Sequence[tuple[np.ndarray, str]]], path: str | Path, panel_size: float = 3.0) -> None:
+    """A grid of RGB pictures, each with its title: one list of (picture, title) per row."""
+    columns = max(len(row) for row in rows)
+    figure = _figure(figsize=(panel_size * columns, 1.2 * panel_size * len(rows)))
+    axes = figure.subplots(len(rows), columns, squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(columns):
+            axes[r, c].set_axis_off()
+            if c < len(row):
+                axes[r, c].imshow(row[c][0])
+                axes[r, c].set_title(row[c][1], fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)

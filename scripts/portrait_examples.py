@@ -20,7 +20,7 @@ import pixelseg
 from pixelseg.apps.cutout import CutoutSettings, foreground_mask, refine_alpha
 from pixelseg.data import open_dataset
 from pixelseg.metrics import BoundaryF1
-from pixelseg.visualize import _figure, _save
+from pixelseg.visualize import plot_panels
 
 
 def checkerboard(shape: tuple[int, int], cell: int = 12) -> np.ndarray:
@@ -42,14 +42,9 @@ def edge_crop(alpha: np.ndarray) -> tuple[slice, slice]:
     return slice(y, y + size), slice(x, x + size)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="portrait")
-    parser.add_argument("--rows", type=int, default=3, help="best and worst rows each")
-    parser.add_argument("--out", default="docs/img/portrait_cutouts.png")
-    args = parser.parse_args()
-    model = pixelseg.load(args.model)
-    dataset = open_dataset("folder", "portrait", "val", splits_dir="portrait_last_digit_0")
+def score(model, dataset) -> tuple[list, dict, dict]:
+    """(person IoU, index) per image; boundary F1 and pooled person (intersection, union) of the network's mask and
+    of the refined alpha, each thresholded at 0.5."""
     scored = []
     boundary = {"network": BoundaryF1(2), "refined": BoundaryF1(2)}
     overlap = {"network": [0, 0], "refined": [0, 0]}
@@ -63,28 +58,33 @@ def main() -> None:
             overlap[kind][1] += ((hard | person) & labelled).sum()
         hard = mask > 0.5
         scored.append(((hard & person).sum() / max((hard | person).sum(), 1), index))
-    scored.sort()
+    return sorted(scored), boundary, overlap
+
+
+def picture_row(model, dataset, index: int, iou: float) -> list:
+    image, truth = dataset.read_image(index), dataset.read_mask(index)
+    mask = foreground_mask(image, CutoutSettings(model=model))
+    alpha = refine_alpha(image, mask)
+    cut = (image * alpha[..., None] + checkerboard(alpha.shape) * (1 - alpha[..., None])).astype(np.uint8)
+    errors = image.copy() // 2
+    hard, person = mask > 0.5, truth == 1
+    errors[hard & ~person & (truth != 255)] = (230, 30, 30)
+    errors[~hard & person] = (30, 60, 230)
+    return [(image, f"{dataset.samples[index].name}: person IoU {100 * iou:.1f} %"), (cut, "cutout"),
+            (cut[edge_crop(alpha)], "edge (most soft alpha), close-up"), (errors, "errors: red kept, blue cut away")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="portrait")
+    parser.add_argument("--rows", type=int, default=3, help="best and worst rows each")
+    parser.add_argument("--out", default="docs/img/portrait_cutouts.png")
+    args = parser.parse_args()
+    model = pixelseg.load(args.model)
+    dataset = open_dataset("folder", "portrait", "val", splits_dir="portrait_last_digit_0")
+    scored, boundary, overlap = score(model, dataset)
     chosen = scored[::-1][:args.rows] + scored[:args.rows]
-    figure = _figure(figsize=(12, 3.6 * len(chosen)))
-    for row, (iou, index) in enumerate(chosen):
-        image, truth = dataset.read_image(index), dataset.read_mask(index)
-        mask = foreground_mask(image, CutoutSettings(model=model))
-        alpha = refine_alpha(image, mask)
-        cut = (image * alpha[..., None] + checkerboard(alpha.shape) * (1 - alpha[..., None])).astype(np.uint8)
-        errors = image.copy() // 2
-        hard, person = mask > 0.5, truth == 1
-        errors[hard & ~person & (truth != 255)] = (230, 30, 30)
-        errors[~hard & person] = (30, 60, 230)
-        rows, columns = edge_crop(alpha)
-        panels = [(image, f"{dataset.samples[index].name}: person IoU {100 * iou:.1f} %"), (cut, "cutout"),
-                  (cut[rows, columns], "edge (most soft alpha), close-up"), (errors, "errors: red kept, blue cut away")]
-        for column, (picture, title) in enumerate(panels):
-            axis = figure.add_subplot(len(chosen), 4, 4 * row + column + 1)
-            axis.imshow(picture)
-            axis.set_title(title, fontsize=9)
-            axis.axis("off")
-    figure.tight_layout()
-    _save(figure, args.out)
+    plot_panels([picture_row(model, dataset, index, iou) for iou, index in chosen], args.out)
     ious = [iou for iou, _ in scored]
     print(f"{len(ious)} validation portraits: person IoU median {100 * np.median(ious):.1f} %, "
           f"lowest {100 * ious[0]:.1f} %; picture: {args.out}\n")
