@@ -2,6 +2,8 @@
 docs/model_zoo.md, from runs/unseen_short/<row>/eval/metrics.json and each run's log.csv.
 
     python scripts/unseen_table.py [--runs runs/unseen_short]
+    python scripts/unseen_table.py --write-zoo      # also docs/results/zoo.json's unseen-sequence column
+                                                    # (then: python scripts/zoo_table.py --page)
 
 Rows that have not run are left out. Training minutes are the sum of log.csv's epoch times.
 """
@@ -25,6 +27,7 @@ ABLATIONS = {
     "fp32": "float32 training (seed 0)",
     "fp32_seed1": "float32 training (seed 1)",
 }
+ZOO = Path(__file__).resolve().parents[1] / "docs" / "results" / "zoo.json"
 ARCHITECTURES = {
     "recipe": "U-Net", "deeplabv3plus": "DeepLabv3+", "fpn": "FPN", "pspnet": "PSPNet", "upernet": "UPerNet",
     "linknet": "LinkNet", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
@@ -41,9 +44,26 @@ def read(run: Path) -> dict | None:
     return metrics
 
 
+def write_zoo(runs: dict) -> None:
+    """Each architecture row's figures into zoo.json's ``camvid_unseen`` entries (the protocol is zoo.json's)."""
+    results = json.loads(ZOO.read_text())
+    names = {"recipe": "unet"}
+    for model in results["models"]:
+        row = next((r for r in ARCHITECTURES if names.get(r, r) == model["name"] and r in runs), None)
+        if row is not None:
+            m = runs[row]
+            encoder = "MiT-B0, from scratch" if row == "segformer" else "EfficientNet-Lite2, ImageNet"
+            model["camvid_unseen"] = {"miou": round(100 * m["miou"], 2),
+                                      "pixel_accuracy": round(100 * m["pixel_accuracy"], 2),
+                                      "setting": encoder, "command": f"bash scripts/unseen_camvid.sh {row}"}
+    ZOO.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    print(f"\n{ZOO}: unseen-sequence column written (python scripts/zoo_table.py --page renders it)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/unseen_short")
+    parser.add_argument("--write-zoo", action="store_true", help="write the architecture rows into zoo.json")
     args = parser.parse_args()
     runs = {run.name: metrics for run in sorted(Path(args.runs).iterdir())
             if run.is_dir() and (metrics := read(run)) is not None}
@@ -72,6 +92,8 @@ def main() -> None:
     print("\n| row | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
     for row, m in runs.items():
         print(f"| {row} | " + " | ".join(f"{100 * v:.1f}" if v == v else "-" for v in m["iou"]) + " |")
+    if args.write_zoo:
+        write_zoo(runs)
 
 
 if __name__ == "__main__":
