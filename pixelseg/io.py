@@ -169,6 +169,13 @@ def write_image(path: str | Path, array: np.ndarray) -> None:
         image.save(temporary, format=image_format, **(PNG_OPTIONS if image_format == "PNG" else {}))
 
 
+def encode_png(array: np.ndarray) -> bytes:
+    """An array as PNG bytes (with :data:`PNG_OPTIONS`), as :func:`write_image` writes it."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", **PNG_OPTIONS)
+    return buffer.getvalue()
+
+
 def label_image(labels: np.ndarray) -> np.ndarray:
     """A label map as a PNG-writable array: 8-bit, or 16-bit where there are more than 256 classes or regions."""
     return labels.astype(np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16)

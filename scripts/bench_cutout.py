@@ -13,7 +13,6 @@ through eager float32), refinement (the guided-filter alpha on the boundary band
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import tempfile
 from pathlib import Path
@@ -24,15 +23,17 @@ from PIL import Image
 
 import pixelseg
 from pixelseg.apps.cutout import CutoutSettings, composite, foreground_mask, refine_alpha
-from pixelseg.data import open_dataset
+from pixelseg.engine.auto_backend import model_validation_data
 from pixelseg.engine.backends import with_backend
 from pixelseg.engine.benchmark import timed_call
-from pixelseg.io import PNG_OPTIONS, read_image
+from pixelseg.io import encode_png, read_image
 from pixelseg.loading import load_fastest
 
 
-def photos(folder: Path, count: int) -> list[Path]:
-    dataset = open_dataset("folder", "portrait", "val", splits_dir="portrait_last_digit_0")
+def photos(model, folder: Path, count: int) -> list[Path]:
+    dataset = model_validation_data(model)
+    if dataset is None:
+        raise SystemExit("the model's validation data is not here (../shared/data/portrait or $PIXELSEG_DATA)")
     paths = []
     for index in range(count):
         image = dataset.read_image(index * (len(dataset) // count))
@@ -42,10 +43,9 @@ def photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def encode_png(image, alpha) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(composite(image, alpha, None)).save(buffer, format="PNG", **PNG_OPTIONS)
-    return buffer.getvalue()
+def encode_cutout(image, alpha) -> bytes:
+    """The RGBA cutout as PNG bytes, as `pixelseg cutout` writes it."""
+    return encode_png(composite(image, alpha, None))
 
 
 def main() -> None:
@@ -54,8 +54,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    paths = photos(Path(tempfile.mkdtemp()), args.images)
     fastest = load_fastest(args.model)
+    paths = photos(fastest, Path(tempfile.mkdtemp()), args.images)
     models = {f"network, {fastest.backend} {getattr(fastest, 'precision', 'fp32')} (`--backend auto`)": fastest,
               "network, eager fp32": with_backend(pixelseg.load(args.model), "eager")}
     times: dict[str, list[float]] = {"decode": [], **{name: [] for name in models}, "refinement": [], "encode": []}
@@ -68,7 +68,7 @@ def main() -> None:
                 times[name].append(seconds)
             seconds, alpha = timed_call(refine_alpha, image, mask)
             times["refinement"].append(seconds)
-            times["encode"].append(timed_call(encode_png, image, alpha)[0])
+            times["encode"].append(timed_call(encode_cutout, image, alpha)[0])
     height, width = image.shape[:2]
     print(f"{len(paths)} photos {width}x{height} (JPEG), {torch.get_num_threads()} CPU threads, median of "
           f"{args.repeats} rounds\n")

@@ -18,7 +18,7 @@ import numpy as np
 
 import pixelseg
 from pixelseg.apps.cutout import CutoutSettings, foreground_mask, refine_alpha
-from pixelseg.data import open_dataset
+from pixelseg.engine.auto_backend import model_validation_data
 from pixelseg.metrics import BoundaryF1
 from pixelseg.visualize import plot_panels
 
@@ -81,7 +81,9 @@ def main() -> None:
     parser.add_argument("--out", default="docs/img/portrait_cutouts.png")
     args = parser.parse_args()
     model = pixelseg.load(args.model)
-    dataset = open_dataset("folder", "portrait", "val", splits_dir="portrait_last_digit_0")
+    dataset = model_validation_data(model)  # the held-out portraits, from the model's meta
+    if dataset is None:
+        raise SystemExit("the model's validation data is not here (../shared/data/portrait or $PIXELSEG_DATA)")
     scored, boundary, overlap = score(model, dataset)
     chosen = scored[::-1][:args.rows] + scored[:args.rows]
     plot_panels([picture_row(model, dataset, index, iou) for iou, index in chosen], args.out)

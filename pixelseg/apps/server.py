@@ -19,7 +19,6 @@ models are looked up by name among the shipped ones and the files directly insid
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +29,10 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Requ
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from pixelseg.errors import PixelsegError
-from pixelseg.io import PNG_OPTIONS
+from pixelseg.io import encode_png
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -76,12 +74,6 @@ class ModelStore:
         if name not in self.loaded:  # the fastest path that keeps the accuracy (an .onnx file runs as it is)
             self.loaded[name] = load_fastest(self.sources[name])
         return self.loaded[name]
-
-
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", **PNG_OPTIONS)
-    return buffer.getvalue()
 
 
 @dataclass
@@ -200,8 +192,8 @@ async def segment(services: ServicesDependency, file: UploadFile = File(...), mo
     if output == "json":
         return _summary(prediction)
     if output == "color":
-        return Response(_png(prediction.colorize()), media_type="image/png")
-    return Response(_png(label_image(prediction.labels)), media_type="image/png")
+        return Response(encode_png(prediction.colorize()), media_type="image/png")
+    return Response(encode_png(label_image(prediction.labels)), media_type="image/png")
 
 
 @router.post("/api/cutout")
@@ -234,7 +226,7 @@ async def cutout(services: ServicesDependency, file: UploadFile = File(...), box
     cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes),
                          refine=default_refine(refine, parsed_box, None), background=background)
     result, _ = await services.run_limited(cutout_image, image, cut)
-    return Response(_png(result), media_type="image/png")
+    return Response(encode_png(result), media_type="image/png")
 
 
 @router.get("/api/health")

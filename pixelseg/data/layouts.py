@@ -128,25 +128,26 @@ def _all_files(folder: Path) -> list[Path]:
     return sorted(set(list_images(folder)) | {p for sub in folder.iterdir() if sub.is_dir() for p in list_images(sub)})
 
 
+def _listed_files(list_file: Path, folder: Path) -> list[Path]:
+    wanted = set(_read_split_list(list_file))
+    return [p for p in _all_files(folder) if p.stem in wanted]
+
+
 def _split_files(root: Path, folder: Path, split: str | None, splits_dir: Path | None = None) -> list[Path]:
-    """Files of one split: the stems of a list file (``splits_dir``'s first: it names the lists to use, even where
-    the data has split sub-folders), else a sub-folder named after the split, else ``ROOT/SPLIT.txt``; all files
-    for no split."""
+    """Files of one split: the stems of ``splits_dir``'s list (it names the lists to use, even where the data has
+    split sub-folders), else a sub-folder named after the split, else the list in ``ROOT/splits/`` or
+    ``ROOT/SPLIT.txt``; all files for no split."""
     if split is None:
         return _all_files(folder)
-    list_files = [splits_folder(root, splits_dir) / f"{split}.txt"] if splits_dir is not None else []
+    listed = splits_folder(root, splits_dir) / f"{split}.txt"
+    if splits_dir is not None and listed.is_file():
+        return _listed_files(listed, folder)
     if (folder / split).is_dir():
-        list_files.append(None)
-    list_files.append(splits_folder(root, None) / f"{split}.txt")
-    list_files.append(root / f"{split}.txt")
-    for list_file in list_files:
-        if list_file is None:
-            return list_images(folder / split)
+        return list_images(folder / split)
+    for list_file in (listed, root / f"{split}.txt"):
         if list_file.is_file():
-            wanted = set(_read_split_list(list_file))
-            return [p for p in _all_files(folder) if p.stem in wanted]
-    raise DataError(f"{root}: no split {split!r}: expected {folder / split}/ or "
-                    f"{splits_folder(root, splits_dir) / (split + '.txt')}")
+            return _listed_files(list_file, folder)
+    raise DataError(f"{root}: no split {split!r}: expected {folder / split}/ or {listed}")
 
 
 def folder(root: str | Path, split: str | None = None, *, num_classes: int | None = None,
