@@ -17,14 +17,31 @@
 #   fullres       full resolution (360x480 input, 352x480 crops)
 #   deeplabv3plus, fpn, pspnet, upernet, linknet   the architecture on the same ImageNet EfficientNet-Lite2 encoder
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
+# Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
+#   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
+#   sup_eighth    supervised on 1/8 of the labels (train_eighth: every 8th frame, 46), 64 epochs (the recipe's steps)
+#   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher
+# Append _seed1 to a fewer-labels row for its second seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 ROWS=("$@")
 [ ${#ROWS[@]} -eq 0 ] && ROWS=(recipe scratch no_weights median_freq deeplabv3plus fpn pspnet segformer fp32 seed1 \
   fp32_seed1 lovasz)
+DATA=${PIXELSEG_DATA:-../shared/data}
+image_links() {  # image_links FOLDER LIST [exclude]: symlinks to the CamVid images named in (or, exclude: not in) LIST
+  local folder=$1 list=pixelseg/data/split_lists/camvid_sequences/$2.txt
+  mkdir -p "$folder"
+  for image in "$DATA"/camvid/train/*.png "$DATA"/camvid/val/*.png; do
+    stem=$(basename "$image" .png)
+    if grep -qx "$stem" "$list"; then [ "${3:-}" = exclude ] && continue; else [ "${3:-}" = exclude ] || continue; fi
+    ln -sf "$(realpath "$image")" "$folder/$stem.png"
+  done
+}
 for row in "${ROWS[@]}"; do
-  case $row in
+  base=$row seed=()
+  case $row in da_*_seed1|*_eighth_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;; esac
+  case $base in
     recipe)      changes=() ;;
     seed1)       changes=(--set train.seed=1) ;;
     fp32)        changes=(--set train.amp=false) ;;
@@ -36,13 +53,25 @@ for row in "${ROWS[@]}"; do
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
     deeplabv3plus|fpn|pspnet|upernet|linknet) changes=(--set "model.name=$row") ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
+    da_entropy|da_self_training)
+      target=runs/unseen_short/target_0006R0
+      [ -d "$target" ] || image_links "$target" val_0006R0
+      name=${base#da_}; [ "$name" = entropy ] && name=entropy_min
+      changes=(--set "data.unlabelled=$target" --set "method.name=$name") ;;
+    sup_eighth)  changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64) ;;
+    semi_eighth)
+      rest=runs/unseen_short/unlabelled_seven_eighths
+      [ -d "$rest" ] || { image_links "$rest" train_eighth exclude; find "$rest" -name '0006R0_*' -delete; }
+      changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64
+               --set "data.unlabelled=$rest" --set method.name=mean_teacher) ;;
     *) echo "unknown row $row (see the list at the top of $0)" >&2; exit 2 ;;
   esac
   out=runs/unseen_short/$row
   resume=()
   [ -f "$out/last.pt" ] && [ ! -d "$out/model" ] && resume=(--resume)
   started=$(date +%s)
-  "$BIN/pixelseg" --quiet train configs/camvid_unseen_short.yaml --set "train.out_dir=$out" "${changes[@]}" "${resume[@]}"
+  "$BIN/pixelseg" --quiet train configs/camvid_unseen_short.yaml --set "train.out_dir=$out" "${changes[@]}" \
+    "${seed[@]}" "${resume[@]}"
   "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --out "$out/eval" --examples 0
   echo "$row: $(( $(date +%s) - started )) s wall (train + eval${resume:+, this sitting only})" \
     | tee -a runs/unseen_short/wall_times.txt

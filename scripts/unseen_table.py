@@ -27,6 +27,13 @@ ABLATIONS = {
     "fp32": "float32 training (seed 0)",
     "fp32_seed1": "float32 training (seed 1)",
 }
+FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) against its baseline's
+    "source only (0001TP + 0016E5 labelled)": ["recipe", "seed1"],
+    "+ entropy minimisation on 0006R0's images (ADVENT)": ["da_entropy", "da_entropy_seed1"],
+    "+ class-balanced self-training on 0006R0's images (CBST)": ["da_self_training", "da_self_training_seed1"],
+    "1/8 of the labels (46 frames), supervised": ["sup_eighth", "sup_eighth_seed1"],
+    "1/8 of the labels + 321 unlabelled frames, mean teacher": ["semi_eighth", "semi_eighth_seed1"],
+}
 ZOO = Path(__file__).resolve().parents[1] / "docs" / "results" / "zoo.json"
 ARCHITECTURES = {
     "recipe": "U-Net", "deeplabv3plus": "DeepLabv3+", "fpn": "FPN", "pspnet": "PSPNet", "upernet": "UPerNet",
@@ -60,6 +67,21 @@ def write_zoo(runs: dict) -> None:
     print(f"\n{ZOO}: unseen-sequence column written (python scripts/zoo_table.py --page renders it)")
 
 
+def fewer_labels(runs: dict) -> None:
+    """docs/fewer_labels.md's table: per method, each seed's unseen mIoU and their mean."""
+    rows = {label: [runs[r] for r in names if r in runs] for label, names in FEWER_LABELS.items()}
+    if not any(rows.values()):
+        return
+    print("\n| training (scored on 0006R0) | seed 0 | seed 1 | mean | training (min, per seed) |")
+    print("|---|---:|---:|---:|---:|")
+    for label, names in FEWER_LABELS.items():
+        cells = [f"{100 * runs[r]['miou']:.2f} %" if r in runs else "not run" for r in names]
+        done = rows[label]
+        mean = f"{statistics.mean(100 * m['miou'] for m in done):.2f} %" if done else "-"
+        minutes = f"{statistics.mean(m['minutes'] for m in done):.1f}" if done else "-"
+        print(f"| {label} | {' | '.join(cells)} | {mean} | {minutes} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/unseen_short")
@@ -83,6 +105,7 @@ def main() -> None:
         if values:
             spread = f", spread {max(values) - min(values):.2f}" if len(values) > 1 else ""
             print(f"\n{precision}: mean {statistics.mean(values):.2f} % over {len(values)} seed(s){spread}")
+    fewer_labels(runs)
     print("\n| architecture (ImageNet EfficientNet-Lite2 encoder) | unseen mIoU (0006R0) | pixel acc. | "
           "training (min) |\n|---|---:|---:|---:|")
     for row, label in ARCHITECTURES.items():

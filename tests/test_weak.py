@@ -1,11 +1,15 @@
-"""Weak labels (pixelseg.classical.weak_labels): boxes and scribbles from masks, pseudo-masks from boxes, bad boxes."""
+"""Weak labels (pixelseg.classical.weak_labels): boxes and scribbles from masks, pseudo-masks from boxes, bad boxes;
+the weak-label training methods (pixelseg.engine.methods.weak): the CRF energy and the refresh with known answers,
+tiny runs that stop and resume to the same weights."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
+import torch
 
 from pixelseg.classical.weak_labels import (
     box_pseudo_mask,
@@ -14,7 +18,12 @@ from pixelseg.classical.weak_labels import (
     read_boxes,
     scribbles_from_mask,
 )
-from pixelseg.errors import DataError
+from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.config import config_from_dict
+from pixelseg.engine.methods.weak import crf_energy, refreshed_targets
+from pixelseg.engine.trainer import train
+from pixelseg.errors import ConfigError, DataError
+from tests.conftest import tiny_config
 
 
 def scene():
@@ -81,3 +90,81 @@ def test_data_weak_writes_a_folder_dataset_that_trains(shapes_root, tmp_path):
     assert json.loads((tmp_path / "boxes" / "boxes_val.json").read_text())
     again = pixelseg("data", "weak", shapes_root, "--kind", "scribbles", "--split", "val", "--out", tmp_path / "boxes")
     assert again.returncode == 2 and "already there" in again.stderr  # nothing the user had is overwritten
+
+
+def brute_force_crf_energy(probabilities, image, sxy, srgb, radius):
+    """Tang et al.'s relaxed Potts energy, pixel pair by pixel pair, over the same window (no downsampling)."""
+    _, _, height, width = probabilities.shape
+    total = 0.0
+    for y in range(height):
+        for x in range(width):
+            for v in range(max(0, y - radius), min(height, y + radius + 1)):
+                for u in range(max(0, x - radius), min(width, x + radius + 1)):
+                    if (v, u) == (y, x):
+                        continue
+                    colour = float(((image[0, :, y, x] - image[0, :, v, u]) ** 2).sum())
+                    w = math.exp(-((v - y) ** 2 + (u - x) ** 2) / (2 * sxy**2) - colour / (2 * srgb**2))
+                    total += w * (1 - float((probabilities[0, :, y, x] * probabilities[0, :, v, u]).sum()))
+    return total / (height * width)
+
+
+def test_crf_energy_is_the_pairwise_sum_of_the_paper():
+    generator = torch.Generator().manual_seed(0)
+    probabilities = torch.randn(1, 3, 5, 6, generator=generator).softmax(dim=1)
+    image = torch.rand(1, 3, 5, 6, generator=generator) * 60
+    expected = brute_force_crf_energy(probabilities, image, sxy=2.0, srgb=30.0, radius=2)
+    got = crf_energy(probabilities, image, sxy=2.0, srgb=30.0, radius=2, downsample=1)
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_crf_energy_prefers_label_edges_on_colour_edges():
+    image = torch.zeros(1, 3, 16, 16)
+    image[..., 8:] = 200.0  # a colour edge between columns 7 and 8
+    def split_at(column):
+        labels = torch.zeros(16, 16, dtype=torch.long)
+        labels[:, column:] = 1
+        return torch.nn.functional.one_hot(labels, 2).permute(2, 0, 1)[None].float()
+
+    constant = crf_energy(split_at(16), image, downsample=1)
+    on_edge, off_edge = crf_energy(split_at(8), image, downsample=1), crf_energy(split_at(4), image, downsample=1)
+    assert constant.item() == 0.0 and on_edge.item() < 1e-6 < off_edge.item()
+
+
+def test_refreshed_targets_fill_only_uncertain_pixels_with_allowed_confident_classes():
+    masks = torch.tensor([[[2, 255, 255, 255, 0]]])  # certain: class 2 and background; three uncertain pixels
+    probabilities = torch.tensor([[0.0, 0.05, 0.9, 0.1, 0.9],  # background
+                                  [0.0, 0.9, 0.0, 0.0, 0.0],  # class 1: confident, but no certain pixel holds it
+                                  [1.0, 0.05, 0.1, 0.9, 0.1]]).view(1, 3, 1, 5)
+    refreshed = refreshed_targets(masks, probabilities, threshold=0.8, background=0, ignore_index=255)
+    assert refreshed.tolist() == [[[2, 255, 0, 2, 0]]]
+
+
+@pytest.mark.parametrize("method", [{"name": "scribble_crf", "weight": 0.5},
+                                    {"name": "box_refresh", "warmup_epochs": 1, "round_epochs": 1,
+                                     "threshold": 0.6}])
+def test_weak_label_methods_train_and_resume_to_the_same_weights(method, shapes_root, tmp_path, monkeypatch):
+    from tests.test_cli import pixelseg
+    from tests.test_methods import train_interrupted_in_epoch_two_then_resumed
+
+    kind = "scribbles" if method["name"] == "scribble_crf" else "boxes"
+    for split in ("train", "val"):
+        made = pixelseg("data", "weak", shapes_root, "--kind", kind, "--split", split, "--out", tmp_path / "weak")
+        assert made.returncode == 0, made.stderr
+
+    def config(out):
+        values = tiny_config(tmp_path / "weak", out, epochs=2)
+        values["method"] = method
+        return config_from_dict(values)
+
+    train(config(tmp_path / "straight"), progress=False)
+    train_interrupted_in_epoch_two_then_resumed(lambda: config(tmp_path / "interrupted"), monkeypatch)
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "interrupted" / "last.pt")
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    if method["name"] == "box_refresh":
+        assert a["method"]["round"] == 1 and a["method"]["steps"] == b["method"]["steps"] == 8  # refreshed in epoch 2
+
+
+def test_weak_method_options_are_checked():
+    with pytest.raises(ConfigError, match="did you mean 'threshold'"):
+        config_from_dict({"model": {"name": "unet"}, "method": {"name": "box_refresh", "treshold": 0.9}})

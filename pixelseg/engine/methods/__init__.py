@@ -13,6 +13,7 @@ import inspect
 from pixelseg.engine.methods.adaptation import ClassBalancedSelfTraining, EntropyMinimisation
 from pixelseg.engine.methods.base import METHODS, Supervised, TrainingMethod, register_method
 from pixelseg.engine.methods.semi import MeanTeacher
+from pixelseg.engine.methods.weak import BoxRefresh, CRFRegularisedScribbles
 
 
 def method_options(name: str) -> dict[str, object]:
@@ -27,5 +28,5 @@ def build_method(run) -> TrainingMethod:
     return METHODS[config.name](run, **config.options)
 
 
-__all__ = ["METHODS", "ClassBalancedSelfTraining", "EntropyMinimisation", "MeanTeacher", "Supervised",
-           "TrainingMethod", "build_method", "method_options", "register_method"]
+__all__ = ["METHODS", "BoxRefresh", "CRFRegularisedScribbles", "ClassBalancedSelfTraining", "EntropyMinimisation",
+           "MeanTeacher", "Supervised", "TrainingMethod", "build_method", "method_options", "register_method"]
