@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test test-slow test-browser lint bench bench-crf compare-peers classical-vs-deep load-check train-camvid \
-	train-membrane train-default train-portrait train-zoo ablation unseen-camvid bench-cutout clean
+	train-membrane train-default train-portrait train-applications train-zoo ablation unseen-camvid bench-cutout clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ train-default: $(STAMP)
 
 train-portrait: $(STAMP)
 	bash scripts/train_portrait.sh
+
+# docs/applications.md: the recipes for retina, roads, weeds, faces and fashion, scored on their validation splits
+train-applications: $(STAMP)
+	bash scripts/train_applications.sh
+	$(BIN)/python scripts/applications_table.py
 
 train-zoo: $(STAMP)
 	bash scripts/train_zoo.sh

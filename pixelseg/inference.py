@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -68,9 +69,7 @@ def sliding_window_logits(model: SegmentationModel, images: torch.Tensor, tile: 
         window_batch = 4 if images.device.type == "cuda" else 1
     batch, _, height, width = images.shape
     tile_h, tile_w = min(tile[0], height), min(tile[1], width)
-    ramp_h = torch.hann_window(tile_h + 2, periodic=False, device=images.device)[1:-1]
-    ramp_w = torch.hann_window(tile_w + 2, periodic=False, device=images.device)[1:-1]
-    weight = (ramp_h[:, None] * ramp_w[None, :]).clamp_min(1e-3)
+    weight = hann_weight(tile_h, tile_w, images.device)
     positions = window_positions(height, width, tile, overlap)
     logits = None
     total = torch.zeros(height, width, device=images.device)
@@ -105,6 +104,56 @@ def _logits_at_scale(model: SegmentationModel, images: torch.Tensor, scale: floa
     if logits.shape[-2:] != (height, width):
         logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
     return logits
+
+
+def hann_weight(tile_h: int, tile_w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The sliding window's per-pixel weight: a Hann ramp falling towards each tile's border (never 0)."""
+    ramp_h = torch.hann_window(tile_h + 2, periodic=False, device=device)[1:-1]
+    ramp_w = torch.hann_window(tile_w + 2, periodic=False, device=device)[1:-1]
+    return (ramp_h[:, None] * ramp_w[None, :]).clamp_min(1e-3)
+
+
+@torch.inference_mode()
+def predict_in_strips(model: SegmentationModel, array: np.ndarray, scale: float, tile: tuple[int, int],
+                      overlap: float = 0.33) -> np.ndarray:
+    """The class map of a large image, one row of tiles after the other: memory holds the image, its class map
+    (one byte a pixel) and the logits of one row of tiles, never the whole probability volume (C x H x W floats:
+    4.4 GB for 10,000 x 10,000 pixels and 11 classes). The tiles and their weights are those of
+    :func:`sliding_window_logits`; at a scale other than 1 the class map is resized to the image (nearest)."""
+    height, width = array.shape[:2]
+    small = array
+    if scale != 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(array, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = small.reshape(size[1], size[0], -1)
+    h, w = small.shape[:2]
+    tile_h, tile_w = min(tile[0], h), min(tile[1], w)
+    device, mean, std = model_device(model), model.meta["mean"], model.meta["std"]
+    weight = hann_weight(tile_h, tile_w, device)
+    tops = _window_starts(h, tile_h, max(1, math.ceil(tile_h * (1 - overlap))))
+    lefts = _window_starts(w, tile_w, max(1, math.ceil(tile_w * (1 - overlap))))
+    labels = np.empty((h, w), np.uint8 if model.classes.num_classes <= 256 else np.int64)
+    band, total, band_top = None, torch.zeros(tile_h, w, device=device), 0
+    for top in [*tops, h]:  # h: flush the last rows
+        done = top - band_top  # rows no later tile covers
+        if band is not None and done > 0:
+            finished = (band[:, :done] / total[:done]).argmax(dim=0)
+            labels[band_top:top] = finished.cpu().numpy()
+            band, total = band.roll(-done, dims=1), total.roll(-done, dims=0)
+            band[:, -done:], total[-done:] = 0, 0
+        band_top = top
+        if top == h:
+            break
+        for left in lefts:
+            crop = normalise(small[top: top + tile_h, left: left + tile_w], mean, std).to(device)
+            logits = model(crop).float()[0]
+            if band is None:
+                band = torch.zeros(logits.shape[0], tile_h, w, device=device)
+            band[:, :, left: left + tile_w] += logits * weight
+            total[:, left: left + tile_w] += weight
+    if (h, w) != (height, width):
+        labels = cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
+    return labels
 
 
 @torch.inference_mode()
@@ -145,30 +194,43 @@ class Prediction:
         return overlay(image, self.labels, self.classes, alpha)
 
 
-def inference_scale(model: SegmentationModel, height: int, width: int, scale: float | None = None) -> float:
-    """The fraction of its size an image of ``height`` x ``width`` is predicted at: ``scale`` when given, else the
-    model's ``inference_long_side`` (the longer side resized to it: a model trained on photos of one size, such as
-    the portrait model, sees a 4000-pixel photo as it saw its training images), else its ``inference_scale`` (the
-    training data's ``base_scale``)."""
+def inference_rule(model: SegmentationModel, scale: float | None = None) -> tuple[float | None, int | None]:
+    """How images are sized for the network, as ``(scale, long_side)`` with one of the two set: ``scale`` when
+    given, else the model's ``inference_long_side`` (the longer side resized to it: a model trained on photos of one
+    size, such as the portrait model, sees a 4000-pixel photo as it saw its training images), else its
+    ``inference_scale`` (the training data's ``base_scale``)."""
     if scale is not None:
-        return scale
+        return scale, None
     if model.meta.get("inference_long_side"):
-        return float(model.meta["inference_long_side"]) / max(height, width, 1)
-    return model.meta.get("inference_scale", 1.0)
+        return None, int(model.meta["inference_long_side"])
+    return model.meta.get("inference_scale", 1.0), None
+
+
+def inference_scale(model: SegmentationModel, height: int, width: int, scale: float | None = None) -> float:
+    """The fraction of its size an image of ``height`` x ``width`` is predicted at (:func:`inference_rule`)."""
+    fixed, long_side = inference_rule(model, scale)
+    return fixed if long_side is None else float(long_side) / max(height, width, 1)
 
 
 def predict_image(model: SegmentationModel, image, scale: float | None = None, tile: tuple[int, int] | None = None,
                   overlap: float = 0.33, crf: DenseCRF | None = None, flip: bool = False,
-                  scales: Sequence[float] = (1.0,)) -> Prediction:
+                  scales: Sequence[float] = (1.0,), probabilities: bool = True) -> Prediction:
     """Predict one image (a path, PIL image or RGB array) at its full resolution.
 
     ``scale`` defaults to the scale the model was trained at (:func:`inference_scale`); ``crf`` refines
     the probabilities with the image's colours (dense CRF); ``flip`` and ``scales``: test-time augmentation
-    (see :func:`predict_logits`).
+    (see :func:`predict_logits`). ``probabilities=False``: only the class map is wanted, so a tiled prediction (a
+    ``tile``, or an image above :data:`AUTO_TILE_PIXELS` at the network's scale) goes through
+    :func:`predict_in_strips`, whose memory does not grow with the number of classes times the pixels.
     """
     array = as_image_array(image, input_channels(model))
     model.eval()
     scale = inference_scale(model, array.shape[0], array.shape[1], scale)
+    plain = crf is None and not flip and tuple(scales) == (1.0,)
+    tiled = tile is not None or array.shape[0] * array.shape[1] * scale * scale > AUTO_TILE_PIXELS
+    if not probabilities and plain and tiled:
+        labels = predict_in_strips(model, array, scale, tile or AUTO_TILE, overlap)
+        return Prediction(labels, None, model.classes)
     tensor = normalise(array, model.meta["mean"], model.meta["std"]).to(model_device(model))
     logits = predict_logits(model, tensor, scale, tile, overlap, flip, scales)
     probabilities = logits.softmax(dim=1)[0]

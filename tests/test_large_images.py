@@ -6,6 +6,7 @@ import struct
 import zlib
 
 import numpy as np
+import torch
 from fastapi.testclient import TestClient
 
 from pixelseg import inference
@@ -90,3 +91,29 @@ def test_an_image_too_large_for_one_forward_pass_goes_through_tiles(monkeypatch)
     seen.clear()
     whole = inference.predict_image(model, image[:60, :60])  # small enough for one pass
     assert seen == [(60, 60)] and whole.labels.shape == (60, 60)
+
+
+def test_class_maps_of_large_images_come_in_strips_equal_to_the_sliding_window(monkeypatch):
+    """predict_in_strips holds one row of tiles' logits, not the C x H x W volume, and gives the sliding window's
+    class map (same tiles, same weights); at another scale the class map is resized to the image."""
+    torch.manual_seed(0)
+    model = create("unet", encoder="resnet18", num_classes=5, pretrained=False).eval()
+    with torch.no_grad():  # a random network answers with its biases; louder weights make the map follow the image
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.mul_(3)
+    image = np.random.default_rng(1).integers(0, 255, (90, 140, 3), dtype=np.uint8)
+    image[:, 70:] //= 3  # two halves, so that the class map is not one class
+    volume = inference.predict_image(model, image, tile=(32, 48))
+    calls = []
+    strips = inference.predict_in_strips
+    monkeypatch.setattr(inference, "predict_in_strips", lambda *a, **k: (calls.append(1), strips(*a, **k))[1])
+    streamed = inference.predict_image(model, image, tile=(32, 48), probabilities=False)
+    assert calls and streamed.probabilities is None and volume.probabilities is not None
+    assert len(np.unique(volume.labels)) > 1
+    assert (streamed.labels == volume.labels).mean() > 0.999
+    half = inference.predict_image(model, image, scale=0.5, tile=(32, 48), probabilities=False)
+    reference = inference.predict_image(model, image, scale=0.5, tile=(32, 48))
+    assert half.labels.shape == (90, 140) and (half.labels == reference.labels).mean() > 0.9
+    assert inference.predict_image(model, image, tile=(32, 48), flip=True, probabilities=False).probabilities \
+        is not None  # test-time augmentation needs the volume: the ordinary path

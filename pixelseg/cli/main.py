@@ -115,6 +115,7 @@ def cmd_eval(args) -> int:
     from pixelseg.classical.scoring import evaluate_method
     from pixelseg.data import open_dataset, require_clean
     from pixelseg.engine import distributed, evaluate
+    from pixelseg.inference import inference_rule
 
     if args.method:
         if args.checkpoint or args.crf:
@@ -143,8 +144,7 @@ def cmd_eval(args) -> int:
         result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
                           progress=_progress(args), examples=args.examples, crf=_crf(args), flip=args.flip,
                           scales=_scales(args), boundary=args.boundary_f1)
-        long_side = None if args.scale else model.meta.get("inference_long_side")
-        scale = args.scale or (None if long_side else model.meta.get("inference_scale", 1.0))
+        scale, long_side = inference_rule(model, args.scale)
         source, classes = {"checkpoint": str(args.checkpoint), "backend": getattr(model, "backend", "eager"),
                            "inference_precision": getattr(model, "precision", "fp32"),
                            "inference_scale": scale, "inference_long_side": long_side,
@@ -193,7 +193,8 @@ def cmd_predict(args) -> int:
         # The default is the shipped model's folder itself, so a ./camvid folder (a dataset) cannot shadow it.
         model = _load_for_inference(args, args.model or SHIPPED_DIR / "camvid")
         predictor = functools.partial(predict_image, model, scale=args.scale, tile=_tile(args.tile),
-                                      overlap=args.overlap, crf=_crf(args), flip=args.flip, scales=_scales(args))
+                                      overlap=args.overlap, crf=_crf(args), flip=args.flip, scales=_scales(args),
+                                      probabilities=False)  # the class map only: large images in strips
         what = (f"model {args.model or 'camvid (shipped)'} on {getattr(model, 'backend', 'eager')} "
                 f"({getattr(model, 'precision', 'fp32')}){' + dense CRF' if args.crf else ''}")
     from pixelseg.engine import distributed

@@ -85,7 +85,7 @@ def predict_files(predictor: SegmentationModel | Callable[[np.ndarray], Predicti
     read = read_image
     if isinstance(predictor, SegmentationModel):
         read = functools.partial(read_image, channels=input_channels(predictor))
-        predictor = functools.partial(predict_image, predictor)
+        predictor = functools.partial(predict_image, predictor, probabilities=False)
     planned = plan_outputs(inputs, out_dir, ("labels", "color", "overlay"))
     summary = PredictSummary()
     context = distributed.current()  # under torchrun each rank predicts every world_size-th image
