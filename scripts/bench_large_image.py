@@ -71,9 +71,9 @@ def main() -> None:
         for size in map(int, args.sizes.split(",")):
             image = Path(folder) / f"mosaic_{size}.jpg"
             mosaic(size, image)
-            strips, seconds = peak_rss([str(binary), "--quiet", "predict", str(image), "--model", args.model,
-                                        "--tile", "1024,1024", "--scale", args.scale, "--out", str(Path(folder) / "out")],
-                                       env)
+            predict = [str(binary), "--quiet", "predict", str(image), "--model", args.model, "--tile", "1024,1024",
+                       "--scale", args.scale, "--out", str(Path(folder) / "out")]
+            strips, seconds = peak_rss(predict, env)
             volume = "-", "-"
             if size <= args.volume_up_to:
                 mib, _ = peak_rss([sys.executable, "-c", VOLUME, args.model, str(image),
