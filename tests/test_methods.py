@@ -80,6 +80,17 @@ def train_interrupted_in_epoch_two_then_resumed(config, monkeypatch):
     train(config(), resume=True, progress=False)
 
 
+def straight_and_resumed_runs(config, tmp_path, monkeypatch) -> tuple[dict, dict]:
+    """The last checkpoints of a straight run and of one stopped in epoch 2 and resumed (``config(out_dir)`` gives a
+    fresh Config), after checking that both end with the same weights."""
+    train(config(tmp_path / "straight"), progress=False)
+    train_interrupted_in_epoch_two_then_resumed(lambda: config(tmp_path / "interrupted"), monkeypatch)
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "interrupted" / "last.pt")
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    return a, b
+
+
 def mean_teacher_config(shapes_root, out_dir, unlabelled, **train):
     config = tiny_config(shapes_root, out_dir, **train)
     config["data"]["unlabelled"] = str(unlabelled)
@@ -197,10 +208,6 @@ def test_adaptation_methods_train_and_resume_to_the_same_weights(method, shapes_
         values["method"] = method
         return config_from_dict(values)
 
-    train(config(tmp_path / "straight"), progress=False)
-    train_interrupted_in_epoch_two_then_resumed(lambda: config(tmp_path / "interrupted"), monkeypatch)
-    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "interrupted" / "last.pt")
-    for key, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][key]), key
+    a, b = straight_and_resumed_runs(config, tmp_path, monkeypatch)
     if method["name"] == "self_training":
         assert a["method"]["round"] == 2 and torch.equal(a["method"]["thresholds"], b["method"]["thresholds"])

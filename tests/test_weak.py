@@ -18,10 +18,8 @@ from pixelseg.classical.weak_labels import (
     read_boxes,
     scribbles_from_mask,
 )
-from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.config import config_from_dict
 from pixelseg.engine.methods.weak import crf_energy, refreshed_targets
-from pixelseg.engine.trainer import train
 from pixelseg.errors import ConfigError, DataError
 from tests.conftest import tiny_config
 
@@ -144,7 +142,7 @@ def test_refreshed_targets_fill_only_uncertain_pixels_with_allowed_confident_cla
                                      "threshold": 0.6}])
 def test_weak_label_methods_train_and_resume_to_the_same_weights(method, shapes_root, tmp_path, monkeypatch):
     from tests.test_cli import pixelseg
-    from tests.test_methods import train_interrupted_in_epoch_two_then_resumed
+    from tests.test_methods import straight_and_resumed_runs
 
     kind = "scribbles" if method["name"] == "scribble_crf" else "boxes"
     for split in ("train", "val"):
@@ -156,11 +154,7 @@ def test_weak_label_methods_train_and_resume_to_the_same_weights(method, shapes_
         values["method"] = method
         return config_from_dict(values)
 
-    train(config(tmp_path / "straight"), progress=False)
-    train_interrupted_in_epoch_two_then_resumed(lambda: config(tmp_path / "interrupted"), monkeypatch)
-    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "interrupted" / "last.pt")
-    for key, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][key]), key
+    a, b = straight_and_resumed_runs(config, tmp_path, monkeypatch)
     if method["name"] == "box_refresh":
         assert a["method"]["round"] == 1 and a["method"]["steps"] == b["method"]["steps"] == 8  # refreshed in epoch 2
 
