@@ -4,20 +4,23 @@
 
 Every image of the portrait validation list (index ending in 0; never trained on) is cut out as `pixelseg cutout`
 does (the shipped portrait model, guided-filter alpha); the rows are the images with the highest and the lowest
-person IoU of the hard mask. It also prints the person IoU and boundary F1 of the network's mask and of the refined
-alpha (thresholded at 0.5) over the whole list: what the refinement changes. Columns: the photo, the cutout over a
-checkerboard, a close-up of the edge with the most soft alpha (hair, mostly), and the errors of the hard mask
-(red: background kept, blue: person cut away).
+person IoU of the hard mask. It also prints the person IoU and boundary F1 of the network's mask and of each
+refined alpha (guided filter; closed-form matting where pymatting is installed), thresholded at 0.5, over the
+whole list, with the refinement's median time per image: what each refinement changes. Columns: the photo, the
+cutout over a checkerboard, a close-up of the edge with the most soft alpha (hair, mostly), and the errors of the
+hard mask (red: background kept, blue: person cut away).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import time
 
 import numpy as np
 
 import pixelseg
-from pixelseg.apps.cutout import CutoutSettings, foreground_mask, refine_alpha
+from pixelseg.apps.cutout import CutoutSettings, foreground_mask, refine_alpha, refined_alpha
 from pixelseg.engine.auto_backend import model_validation_data
 from pixelseg.metrics import BoundaryF1
 from pixelseg.visualize import plot_panels
@@ -42,23 +45,28 @@ def edge_crop(alpha: np.ndarray) -> tuple[slice, slice]:
     return slice(y, y + size), slice(x, x + size)
 
 
-def score(model, dataset) -> tuple[list, dict, dict]:
-    """(person IoU, index) per image; boundary F1 and pooled person (intersection, union) of the network's mask and
-    of the refined alpha, each thresholded at 0.5."""
-    scored = []
-    boundary = {"network": BoundaryF1(2), "refined": BoundaryF1(2)}
-    overlap = {"network": [0, 0], "refined": [0, 0]}
+def score(model, dataset) -> tuple[list, dict, dict, dict]:
+    """(person IoU, index) per image; boundary F1, pooled person (intersection, union) and the refinement's seconds
+    per image of the network's mask and of each refined alpha, each thresholded at 0.5."""
+    methods = ["guided"] + (["matting"] if importlib.util.find_spec("pymatting") else [])
+    scored, kinds = [], ["network", *methods]
+    boundary = {kind: BoundaryF1(2) for kind in kinds}
+    overlap = {kind: [0, 0] for kind in kinds}
+    seconds = {kind: [] for kind in kinds}
     for index in range(len(dataset)):
         image, truth = dataset.read_image(index), dataset.read_mask(index)
         mask = foreground_mask(image, CutoutSettings(model=model))
         person, labelled = truth == 1, truth != 255
-        for kind, hard in (("network", mask > 0.5), ("refined", refine_alpha(image, mask) > 0.5)):
+        for kind in kinds:
+            started = time.perf_counter()
+            hard = mask > 0.5 if kind == "network" else refined_alpha(image, mask, kind) > 0.5
+            seconds[kind].append(time.perf_counter() - started)
             boundary[kind].update(hard.astype(np.uint8), truth)
             overlap[kind][0] += (hard & person & labelled).sum()
             overlap[kind][1] += ((hard | person) & labelled).sum()
         hard = mask > 0.5
         scored.append(((hard & person).sum() / max((hard | person).sum(), 1), index))
-    return sorted(scored), boundary, overlap
+    return sorted(scored), boundary, overlap, seconds
 
 
 def picture_row(model, dataset, index: int, iou: float) -> list:
@@ -84,16 +92,18 @@ def main() -> None:
     dataset = model_validation_data(model)  # the held-out portraits, from the model's meta
     if dataset is None:
         raise SystemExit("the model's validation data is not here (../shared/data/portrait or $PIXELSEG_DATA)")
-    scored, boundary, overlap = score(model, dataset)
+    scored, boundary, overlap, seconds = score(model, dataset)
     chosen = scored[::-1][:args.rows] + scored[:args.rows]
     plot_panels([picture_row(model, dataset, index, iou) for iou, index in chosen], args.out)
     ious = [iou for iou, _ in scored]
     print(f"{len(ious)} validation portraits: person IoU median {100 * np.median(ious):.1f} %, "
           f"lowest {100 * ious[0]:.1f} %; picture: {args.out}\n")
-    print("| mask | person IoU (all pixels pooled) | boundary F1 |\n|---|---:|---:|")
+    print("| mask | person IoU (all pixels pooled) | boundary F1 | refinement, median per image |")
+    print("|---|---:|---:|---:|")
     for kind in boundary:
+        extra = "-" if kind == "network" else f"{1000 * np.median(seconds[kind]):.1f} ms"
         print(f"| {kind} | {100 * overlap[kind][0] / overlap[kind][1]:.2f} % | "
-              f"{100 * boundary[kind].compute()['boundary_f1']:.2f} % |")
+              f"{100 * boundary[kind].compute()['boundary_f1']:.2f} % | {extra} |")
 
 
 if __name__ == "__main__":

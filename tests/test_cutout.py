@@ -9,6 +9,7 @@ from PIL import Image
 
 from pixelseg.apps.cutout import (
     CutoutSettings,
+    boundary_band,
     composite,
     cutout_files,
     cutout_image,
@@ -16,6 +17,7 @@ from pixelseg.apps.cutout import (
     default_refine,
     parse_colour,
     refine_alpha,
+    refined_alpha,
 )
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.models import create
@@ -175,3 +177,23 @@ def test_a_long_side_model_sees_every_photo_at_its_training_size():
     assert (predict_image(model, big).labels.astype(bool) == np.repeat(np.repeat(truth, 4, 0), 4, 1)).mean() > 0.95
     predict_image(model, image)
     assert seen[0][1] == seen[1][1] == 80
+
+
+def test_closed_form_matting_recovers_a_soft_edge():
+    """An image composited from a known soft alpha (a ramp across an ellipse's border): closed-form matting on the
+    band around the hard mask comes much closer to that alpha than the mask itself; outside the band it is hard."""
+    pytest.importorskip("pymatting")
+    rows, columns = np.mgrid[0:120, 0:160]
+    radius = np.sqrt(((rows - 60) / 35) ** 2 + ((columns - 80) / 45) ** 2)
+    truth = np.clip((1.15 - radius) / 0.3, 0, 1)  # 1 inside, 0 outside, a ramp of about 10 pixels between
+    rng = np.random.default_rng(0)
+    foreground, background = np.array([230.0, 190.0, 60.0]), np.array([30.0, 60.0, 140.0])
+    image = truth[..., None] * foreground + (1 - truth[..., None]) * background + rng.normal(0, 2, (120, 160, 3))
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    hard = (truth > 0.5).astype(np.float32)
+    alpha = refined_alpha(image, hard, method="matting", radius=8)
+    band = boundary_band(hard, 8)[1]
+    assert np.abs(alpha - truth)[band].mean() < 0.5 * np.abs(hard - truth)[band].mean()
+    assert set(np.unique(alpha[~band])) <= {0.0, 1.0}
+    with pytest.raises(ConfigError, match="not one of guided, matting"):
+        refined_alpha(image, hard, method="poisson")

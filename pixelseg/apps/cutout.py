@@ -3,7 +3,8 @@
 The foreground comes from a box (GrabCut, no model needed), from a segmentation model's classes, or from both
 (the model's probabilities seed GrabCut inside the box). With none of them, the shipped ``portrait`` model cuts the
 person out (rembg's one-click use). The alpha can be refined along the boundary with a guided filter (He, Sun &
-Tang, ECCV 2010) so that fine structures such as hair get soft, not jagged, edges.
+Tang, ECCV 2010) so that fine structures such as hair get soft, not jagged, edges, or by closed-form matting
+(Levin, Lischinski & Weiss, CVPR 2006 / TPAMI 2008, through pymatting) on the same band.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class CutoutSettings:
     classes: Sequence[str] = ()  # the model's classes that are foreground (default: all but "background")
     refine: bool = False  # soften the alpha along the boundary
     refine_radius: int = 8
+    refine_method: str = "guided"  # guided (guided filter) | matting (closed-form matting, pymatting)
     background: str | None = None  # None (transparent), a colour (#rrggbb, "white", "0,255,0"), an image, "blur"
     iterations: int = 5
 
@@ -140,11 +142,43 @@ def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, epsilon: f
 def refine_alpha(image: np.ndarray, mask: np.ndarray, radius: int = 8) -> np.ndarray:
     """Soft alpha on a band of ``radius`` pixels around the mask's boundary; hard 0/1 elsewhere."""
     guide = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-    binary = (mask > 0.5).astype(np.uint8)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    band = cv2.dilate(binary, kernel) != cv2.erode(binary, kernel)
+    binary, band = boundary_band(mask, radius)
     smooth = np.clip(guided_filter(guide, binary.astype(np.float32), radius), 0, 1)
     return np.where(band, smooth, binary.astype(np.float32))
+
+
+REFINE_METHODS = ("guided", "matting")
+
+
+def boundary_band(mask: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hard 0/1 mask, band of ``radius`` pixels either side of its boundary)."""
+    binary = (mask > 0.5).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return binary, cv2.dilate(binary, kernel) != cv2.erode(binary, kernel)
+
+
+def matting_alpha(image: np.ndarray, mask: np.ndarray, radius: int = 8) -> np.ndarray:
+    """Closed-form matting (Levin et al. 2008) with the band of ``radius`` pixels around the mask's boundary as the
+    trimap's unknown region: the mask's inside is foreground, its outside background, the band solved for."""
+    try:
+        from pymatting import estimate_alpha_cf
+    except ImportError:
+        raise ConfigError("closed-form matting needs pymatting: pip install 'pixelseg[matting]'") from None
+    binary, band = boundary_band(mask, radius)
+    if not band.any():
+        return binary.astype(np.float32)
+    trimap = np.where(band, 0.5, binary.astype(np.float64))
+    alpha = estimate_alpha_cf(image[..., :3].astype(np.float64) / 255, trimap)
+    return np.where(band, np.clip(alpha, 0, 1), binary).astype(np.float32)
+
+
+def refined_alpha(image: np.ndarray, mask: np.ndarray, method: str = "guided", radius: int = 8) -> np.ndarray:
+    """The mask's alpha refined on its boundary band by ``method`` (:data:`REFINE_METHODS`)."""
+    if method == "guided":
+        return refine_alpha(image, mask, radius)
+    if method == "matting":
+        return matting_alpha(image, mask, radius)
+    raise ConfigError(f"refinement {method!r} is not one of {', '.join(REFINE_METHODS)}")
 
 
 def parse_colour(text: str) -> tuple[int, int, int] | None:
@@ -189,7 +223,7 @@ class CutoutSummary:
 def cutout_image(image: np.ndarray, settings: CutoutSettings) -> tuple[np.ndarray, np.ndarray]:
     """(result image, alpha 0..1) for one RGB image."""
     mask = foreground_mask(image, settings)
-    alpha = refine_alpha(image, mask, settings.refine_radius) if settings.refine else mask
+    alpha = refined_alpha(image, mask, settings.refine_method, settings.refine_radius) if settings.refine else mask
     return composite(image, alpha, settings.background), alpha
 
 

@@ -199,11 +199,13 @@ async def segment(services: ServicesDependency, file: UploadFile = File(...), mo
 @router.post("/api/cutout")
 async def cutout(services: ServicesDependency, file: UploadFile = File(...), box: str | None = Form(None),
                  model: str | None = Form(None), classes: str | None = Form(None), refine: bool | None = Form(None),
-                 background: str | None = Form(None)):
+                 refine_method: str = Form("guided"), background: str | None = Form(None)):
     """An RGBA PNG (or RGB over ``background``) of the foreground: ``box`` = "x0,y0,x1,y1" and/or ``model``
     with ``classes`` = "car,pedestrian" (default: all but "background"). Neither: the shipped portrait model cuts
-    the person out, with soft edges unless ``refine`` is false."""
+    the person out, with soft edges unless ``refine`` is false; ``refine_method`` = guided (default) or matting
+    (closed-form matting, where pymatting is installed)."""
     from pixelseg.apps.cutout import (
+        REFINE_METHODS,
         CutoutSettings,
         cutout_image,
         default_model,
@@ -220,11 +222,14 @@ async def cutout(services: ServicesDependency, file: UploadFile = File(...), box
     if background and background != "blur" and parse_colour(background) is None:
         raise HTTPException(422, "background must be a colour (#rrggbb, r,g,b, white) or 'blur'; the server "
                                  "reads no files")
+    if refine_method not in REFINE_METHODS:
+        raise HTTPException(422, f"refine_method must be one of {', '.join(REFINE_METHODS)}")
     image = await services.read_upload(file)
     name = default_model(parsed_box, None, model)
     chosen = services.model_named(name) if name else None
     cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes),
-                         refine=default_refine(refine, parsed_box, None), background=background)
+                         refine=default_refine(refine, parsed_box, None), refine_method=refine_method,
+                         background=background)
     result, _ = await services.run_limited(cutout_image, image, cut)
     return Response(encode_png(result), media_type="image/png")
 

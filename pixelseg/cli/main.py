@@ -267,7 +267,8 @@ def cmd_cutout(args) -> int:
     name = default_model(box, args.scribbles, args.model)  # nothing given: the shipped portrait model
     model = load_fastest(name) if name else None  # the fastest path that keeps the accuracy
     settings = CutoutSettings(box=box, scribbles=args.scribbles, model=model, classes=parse_class_names(args.classes),
-                              refine=default_refine(args.refine, box, args.scribbles), background=args.background)
+                              refine=default_refine(args.refine, box, args.scribbles) or args.refine_method != "guided",
+                              refine_method=args.refine_method, background=args.background)
     summary = cutout_files(args.inputs, args.out, settings, save_mask=args.mask, progress=_progress(args))
     images = len(summary.foreground_shares)
     share = f", foreground {100 * sum(summary.foreground_shares) / images:.1f} % of the pixels on average" if images \
@@ -513,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "but 'background')")
     cutout.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
                         help="soft alpha along the boundary (guided filter; default: on for a model alone)")
+    cutout.add_argument("--refine-method", choices=("guided", "matting"), default="guided",
+                        help="how the boundary is refined: guided filter (default, fast) or closed-form matting "
+                             "(pymatting: pip install 'pixelseg[matting]'; implies --refine)")
     cutout.add_argument("--background", help="a colour (#rrggbb, r,g,b, white), an image file or 'blur' "
                                              "instead of transparency")
     cutout.add_argument("--mask", action="store_true", help="also write <stem>_mask.png (the alpha)")
