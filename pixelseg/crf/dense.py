@@ -54,8 +54,11 @@ def smoothness_features(height: int, width: int, sxy: float, device: torch.devic
 
 @functools.lru_cache(maxsize=8)
 def smoothness_kernel(height: int, width: int, sxy: float, device: str = "cpu") -> GaussianKernel:
-    """The position-only kernel depends on the image size alone: built once per size and reused."""
-    return GaussianKernel(smoothness_features(height, width, sxy, device))
+    """The position-only kernel depends on the image size alone: built once per size and reused. Built outside
+    inference mode even when first asked for inside it, so that a kernel cached during inference (validation, a
+    benchmark) can still be used by a training step (tensors made under inference mode cannot enter autograd)."""
+    with torch.inference_mode(False):
+        return GaussianKernel(smoothness_features(height, width, sxy, device))
 
 
 def appearance_features(image: torch.Tensor, sxy: float, srgb: float) -> torch.Tensor:
