@@ -151,6 +151,14 @@ def normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
     return (tensor - mean_tensor) / std_tensor
 
 
+def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Normalised (N, C, H, W) images back to 0..1: the inverse of :func:`normalise`, for methods and layers that
+    need the pixels' colours (CRF kernels and energies)."""
+    mean_tensor = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    std_tensor = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return images * std_tensor + mean_tensor
+
+
 class ToTensor:
     """Normalised float (3, H, W) image tensor and int64 (H, W) mask tensor."""
 

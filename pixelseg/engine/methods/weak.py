@@ -1,6 +1,6 @@
 """Training on weak labels: scribbles with a CRF regulariser, boxes with pseudo-masks refreshed during training.
 The weak targets themselves come from ``pixelseg data weak`` (:mod:`pixelseg.classical.weak_labels`): scribbles
-are class values on thin strokes and 255 (unknown) elsewhere; boxes are GrabCut (or dense-CRF) masks with the
+are class values on thin strokes and 255 (unknown) elsewhere; boxes are GrabCut masks (or whole boxes) with the
 uncertain rest of each box at 255 and background outside every box.
 
 - ``scribble_crf``: Tang, Perazzi, Djelouah, Ben Ayed, Schroers & Boykov, "On Regularized Losses for
@@ -30,6 +30,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from pixelseg.data.transforms import denormalise
 from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method
 from pixelseg.errors import ConfigError
 
@@ -59,13 +60,6 @@ def crf_energy(probabilities: torch.Tensor, image: torch.Tensor, sxy: float = 6.
     return energy / (probabilities.shape[0] * height * width)
 
 
-def to_grey_levels(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """Normalised images (:func:`pixelseg.data.transforms.normalise`) back to 0..255."""
-    mean_t = torch.tensor(mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
-    return (images * std_t + mean_t) * 255
-
-
 @register_method("scribble_crf")
 class CRFRegularisedScribbles(TrainingMethod):
     """Scribble supervision: the configured loss on the scribbled pixels (the rest is 255, ignored) plus ``weight``
@@ -84,7 +78,7 @@ class CRFRegularisedScribbles(TrainingMethod):
         loss = core.training_loss(self.run.loss_fn, outputs, masks)
         if self.weight == 0:
             return loss
-        grey = to_grey_levels(images[:, :3].float(), core.meta["mean"][:3], core.meta["std"][:3])
+        grey = denormalise(images[:, :3].float(), core.meta["mean"][:3], core.meta["std"][:3]) * 255
         if grey.shape[1] == 1:
             grey = grey.expand(-1, 3, -1, -1)
         return loss + self.weight * crf_energy(main_logits(outputs).softmax(dim=1), grey, **self.kernel)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from pixelseg.crf.crfasrnn import CRFasRNN
+from pixelseg.data.transforms import denormalise
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.registry import create, register_model
 
@@ -42,8 +43,6 @@ class CRFasRNNModel(SegmentationModel):
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         outputs = self.base(images)
         logits, *aux = outputs if isinstance(outputs, tuple) else (outputs,)
-        mean = torch.tensor(self.meta["mean"], device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.meta["std"], device=images.device).view(1, -1, 1, 1)
-        rgb = ((images * std + mean) * 255).clamp(0, 255)
+        rgb = (denormalise(images, self.meta["mean"], self.meta["std"]) * 255).clamp(0, 255)
         refined = self.crf(logits, rgb)
         return (refined, *aux) if aux else refined
