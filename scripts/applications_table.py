@@ -9,10 +9,11 @@ Datasets that have not run are left out. Training minutes are the sum of log.csv
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 from pathlib import Path
+
+from pixelseg.engine.loggers import read_log
 
 DATASETS = ("retina", "roads", "weeds", "faces", "fashion")
 PER_CLASS_LIMIT = 12  # fashion's 59 classes: the most frequent ones only
@@ -26,12 +27,8 @@ def read(run: Path) -> dict | None:
     path = run / "eval" / "metrics.json"
     if not path.is_file():
         return None
-    metrics = json.loads(path.read_text())
-    with (run / "log.csv").open() as log:
-        rows = list(csv.DictReader(log))
-    metrics["minutes"] = sum(float(row["seconds"]) for row in rows) / 60
-    metrics["epochs"] = len(rows)
-    return metrics
+    log = read_log(run)
+    return {**json.loads(path.read_text()), "minutes": log["minutes"], "epochs": log["epochs"]}
 
 
 def summary(runs: dict) -> None:

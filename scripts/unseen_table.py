@@ -11,10 +11,11 @@ Rows that have not run are left out. Training minutes are the sum of log.csv's e
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 from pathlib import Path
+
+from pixelseg.engine.loggers import read_log
 
 ABLATIONS = {
     "recipe": "the recipe (U-Net, ImageNet EfficientNet-Lite2, inverse-sqrt weights + Dice, bf16)",
@@ -45,10 +46,7 @@ def read(run: Path) -> dict | None:
     path = run / "eval" / "metrics.json"
     if not path.is_file():
         return None
-    metrics = json.loads(path.read_text())
-    with (run / "log.csv").open() as log:
-        metrics["minutes"] = sum(float(row["seconds"]) for row in csv.DictReader(log)) / 60
-    return metrics
+    return {**json.loads(path.read_text()), "minutes": read_log(run)["minutes"]}
 
 
 def write_zoo(runs: dict) -> None:
@@ -87,8 +85,8 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/unseen_short")
     parser.add_argument("--write-zoo", action="store_true", help="write the architecture rows into zoo.json")
     args = parser.parse_args()
-    runs = {run.name: metrics for run in sorted(Path(args.runs).iterdir())
-            if run.is_dir() and (metrics := read(run)) is not None}
+    folders = sorted(Path(args.runs).iterdir()) if Path(args.runs).is_dir() else []
+    runs = {run.name: metrics for run in folders if run.is_dir() and (metrics := read(run)) is not None}
     if not runs:
         raise SystemExit(f"no finished rows in {args.runs} (bash scripts/unseen_camvid.sh)")
     names = next(iter(runs.values()))["classes"]

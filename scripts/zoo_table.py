@@ -11,10 +11,11 @@ the page's tables between ``<!-- zoo:NAME -->`` and ``<!-- /zoo:NAME -->`` are g
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 from pathlib import Path
+
+from pixelseg.engine.loggers import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS, PAGE = ROOT / "docs" / "results" / "zoo.json", ROOT / "docs" / "model_zoo.md"
@@ -75,12 +76,10 @@ def collect(root: str, classes: bool) -> None:
     for run in runs:
         folder = run.parent.parent
         metrics = json.loads(run.read_text())
-        with open(folder / "log.csv") as handle:
-            rows = list(csv.DictReader(handle))
-        minutes = sum(float(row["seconds"]) for row in rows) / 60
+        log = read_log(folder)
         per_class = "".join(f" {100 * iou:.1f} |" for iou in metrics["iou"]) if classes else ""
         print(f"| {folder.name} | {100 * metrics['miou']:.2f} | {100 * metrics['pixel_accuracy']:.2f} | "
-              f"{100 * metrics['mean_class_accuracy']:.2f} | {len(rows)} | {minutes:.1f} |{per_class}")
+              f"{100 * metrics['mean_class_accuracy']:.2f} | {log['epochs']} | {log['minutes']:.1f} |{per_class}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pixelseg.engine import evaluate, predict_files, train
 from pixelseg.engine import trainer as train_module
 from pixelseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelseg.engine.config import config_from_dict
+from pixelseg.engine.loggers import read_log
 from pixelseg.errors import CheckpointError, DataError
 from pixelseg.inference import predict_logits
 from tests.conftest import tiny_config
@@ -34,6 +35,15 @@ def test_run_folder_contents(trained_run):
         assert key in checkpoint
     assert checkpoint["epoch"] == 2
     assert not list(trained_run.glob(".*.tmp*")), "temporary files left behind"
+    log = read_log(trained_run)
+    assert log["epochs"] == 2
+    assert log["minutes"] == pytest.approx(sum(float(r["seconds"]) for r in rows) / 60)
+
+
+def test_read_log_names_a_broken_log(tmp_path):
+    (tmp_path / "log.csv").write_text("epoch,train_loss\n1,0.5\n")  # no seconds column
+    with pytest.raises(DataError, match="log.csv: not a training log"):
+        read_log(tmp_path)
 
 
 def test_channels_last_training_is_the_same_arithmetic(shapes_root, tmp_path, monkeypatch):

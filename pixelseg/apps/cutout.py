@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import ImageColor
 
+from pixelseg.constants import REFINE_METHODS
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.io import read_image, write_image
 from pixelseg.utils import progress_bar
@@ -145,9 +146,6 @@ def refine_alpha(image: np.ndarray, mask: np.ndarray, radius: int = 8) -> np.nda
     binary, band = boundary_band(mask, radius)
     smooth = np.clip(guided_filter(guide, binary.astype(np.float32), radius), 0, 1)
     return np.where(band, smooth, binary.astype(np.float32))
-
-
-REFINE_METHODS = ("guided", "matting")
 
 
 def boundary_band(mask: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:

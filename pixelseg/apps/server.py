@@ -31,6 +31,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from pixelseg.constants import REFINE_METHODS
 from pixelseg.errors import PixelsegError
 from pixelseg.io import encode_png
 
@@ -199,13 +200,12 @@ async def segment(services: ServicesDependency, file: UploadFile = File(...), mo
 @router.post("/api/cutout")
 async def cutout(services: ServicesDependency, file: UploadFile = File(...), box: str | None = Form(None),
                  model: str | None = Form(None), classes: str | None = Form(None), refine: bool | None = Form(None),
-                 refine_method: str = Form("guided"), background: str | None = Form(None)):
+                 refine_method: str = Form(REFINE_METHODS[0]), background: str | None = Form(None)):
     """An RGBA PNG (or RGB over ``background``) of the foreground: ``box`` = "x0,y0,x1,y1" and/or ``model``
     with ``classes`` = "car,pedestrian" (default: all but "background"). Neither: the shipped portrait model cuts
     the person out, with soft edges unless ``refine`` is false; ``refine_method`` = guided (default) or matting
     (closed-form matting, where pymatting is installed)."""
     from pixelseg.apps.cutout import (
-        REFINE_METHODS,
         CutoutSettings,
         cutout_image,
         default_model,

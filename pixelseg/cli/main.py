@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from pixelseg.constants import REFINE_METHODS
 from pixelseg.errors import PixelsegError
 
 METHOD_NAMES = ("otsu", "multi_otsu", "adaptive", "split_merge", "region_growing", "kmeans", "felzenszwalb", "slic",
@@ -514,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "but 'background')")
     cutout.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
                         help="soft alpha along the boundary (guided filter; default: on for a model alone)")
-    cutout.add_argument("--refine-method", choices=("guided", "matting"), default="guided",
+    cutout.add_argument("--refine-method", choices=REFINE_METHODS, default=REFINE_METHODS[0],
                         help="how the boundary is refined: guided filter (default, fast) or closed-form matting "
                              "(pymatting: pip install 'pixelseg[matting]'; implies --refine)")
     cutout.add_argument("--background", help="a colour (#rrggbb, r,g,b, white), an image file or 'blur' "

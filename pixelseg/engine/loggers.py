@@ -8,9 +8,12 @@ and per epoch the row of ``log.csv`` (training loss, validation mIoU and pixel a
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
-from pixelseg.errors import ConfigError
+from pixelseg.errors import ConfigError, DataError
+from pixelseg.io import write_text
 
 
 class NullLogger:
@@ -58,3 +61,26 @@ LOGGERS = {"none": lambda out_dir: NullLogger(), "tensorboard": TensorBoardLogge
 
 def build_logger(name: str, out_dir: Path, is_main: bool) -> NullLogger:
     return LOGGERS[name](out_dir) if is_main else NullLogger()
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    """``log.csv``: one row per epoch of ``history``, the union of the rows' keys as columns."""
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+def read_log(run_dir: Path) -> dict:
+    """A run folder's ``log.csv`` summed up: ``rows`` (the epochs' rows, as strings), ``epochs`` and ``minutes``
+    (the sum of the epochs' ``seconds``: time a stopped or paused run spent stopped is in it)."""
+    path = Path(run_dir) / "log.csv"
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        minutes = sum(float(row["seconds"]) for row in rows) / 60
+    except (OSError, KeyError, ValueError) as error:
+        raise DataError(f"{path}: not a training log ({error})") from None
+    return {"rows": rows, "epochs": len(rows), "minutes": minutes}

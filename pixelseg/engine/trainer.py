@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import os
 import random
@@ -41,10 +39,9 @@ from pixelseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_s
 from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
 from pixelseg.engine.hardware import cpu_has_fast_bf16
-from pixelseg.engine.loggers import NullLogger, build_logger
+from pixelseg.engine.loggers import NullLogger, build_logger, write_log
 from pixelseg.engine.methods import TrainingMethod, build_method
 from pixelseg.errors import CheckpointError, ConfigError
-from pixelseg.io import write_text
 from pixelseg.losses import build_loss, class_weights_from_counts
 from pixelseg.models import create, save_model
 from pixelseg.models.serialization import build_from_config, load_saved
@@ -256,15 +253,6 @@ def stop_requests() -> Iterator[Callable[[], bool]]:
 def _ignore_sigint(worker_id: int) -> None:
     """Loader workers leave Ctrl-C to the main process, which stops at a step boundary and still needs them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    buffer = io.StringIO()
-    columns = list(dict.fromkeys(key for row in history for key in row))
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(path, buffer.getvalue())
 
 
 @dataclass
@@ -514,7 +502,7 @@ def end_epoch(run: Run, state: TrainingState, epoch: int, progress_now: EpochPro
         save_checkpoint(run.out_dir / "last.pt", checkpoint)
         if improved:
             save_checkpoint(run.out_dir / "best.pt", checkpoint)
-        _write_log(run.out_dir / "log.csv", state.history)
+        write_log(run.out_dir / "log.csv", state.history)
         run.logger.epoch(epoch, row)
         plot_training_curve(state.history, run.out_dir / "curve.png")
         shown = f", val mIoU {100 * row['val_miou']:.2f} %" if row["val_miou"] is not None else ""
