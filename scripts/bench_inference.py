@@ -9,8 +9,9 @@ Sections (docs/performance.md holds their output with this command):
 - ``peers``: U-Net/ResNet-34, DeepLabv3+/ResNet-50 (``aspp_conv=True, fuse_convs=1``: smp's network) and FPN/ResNet-34
   (``pyramid_smoothing=False``: smp's network) at 1x3x512x512, smp's eager model against
   each pixelseg path (the model as built, ``eager`` = folded batch norms + channels-last, ``onnx``, ``compile``,
-  and ``eager`` in bf16), same random weights on both sides where the architectures match. Runs alternate
-  (theirs, ours, theirs, ...) so that the machine's noise hits all alike; the ratio is theirs / ours.
+  ``eager`` and ``compile`` in bf16, onnxruntime INT8 calibrated on random images), same random weights on both
+  sides where the architectures match. Runs alternate (theirs, ours, theirs, ...) so that the machine's noise hits
+  all alike; the ratio is theirs / ours.
 - ``roofline``: the arithmetic throughput (GFLOP/s, FLOPs from PyTorch's flop counter) smp's eager model reaches,
   what twice its speed would need, and what the CPU's best matrix multiply reaches (float32 and bfloat16).
 - ``agreement``: the shipped CamVid model on CamVid val images: share of pixels whose class equals the plain
@@ -50,7 +51,27 @@ ARCHITECTURES = [  # label, pixelseg name and options, smp class name and encode
     ("FPN, ResNet-34", "fpn", {"encoder": "resnet34", "pyramid_smoothing": False}, "FPN", "resnet34"),
 ]
 PATHS = [("as built", None, "fp32"), ("eager", "eager", "fp32"), ("onnx", "onnx", "fp32"),
-         ("compile", "compile", "fp32"), ("eager bf16", "eager", "bf16")]
+         ("compile", "compile", "fp32"), ("eager bf16", "eager", "bf16"), ("compile bf16", "compile", "bf16"),
+         ("onnx int8", "onnx", "int8")]
+
+
+def int8_model(model, folder: Path, images: int = 8):
+    """``model`` quantised to INT8 by onnxruntime, calibrated on ``images`` random colour images (speed only: the
+    ranges of random inputs say nothing about accuracy, which docs/models/*.md measure on real data)."""
+    from pixelseg.engine.backends import OnnxModel, export_onnx, quantize_onnx
+
+    generator = np.random.default_rng(0)
+    calibration = [generator.integers(0, 256, (512, 512, 3), dtype=np.uint8) for _ in range(images)]
+    float_path = export_onnx(model, folder / "float.onnx")
+    return OnnxModel(quantize_onnx(model, float_path, folder / "int8.onnx", calibration))
+
+
+def path_runner(model, backend: str | None, precision: str, folder: Path):
+    if backend is None:
+        return model
+    if precision == "int8":
+        return int8_model(model, folder)
+    return with_backend(model, backend, precision)
 
 
 def seconds(function, *arguments) -> float:
@@ -75,8 +96,9 @@ def section_peers(args) -> None:
         theirs = getattr(smp, smp_name)(smp_encoder, encoder_weights=None, classes=11).eval()
         ours = pixelseg.create(name, num_classes=11, **options).eval()
         runners = {"smp": theirs}
+        folder = Path(tempfile.mkdtemp(prefix="pixelseg-bench-"))
         for path_label, backend, precision in PATHS:
-            runners[path_label] = ours if backend is None else with_backend(ours, backend, precision)
+            runners[path_label] = path_runner(ours, backend, precision, folder)
         times: dict[str, list[float]] = {key: [] for key in runners}
         with torch.inference_mode():
             for runner in runners.values():  # warm-up (compiles the compile path)
