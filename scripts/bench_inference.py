@@ -24,6 +24,8 @@ Sections (docs/performance.md holds their output with this command):
   by 4 against one window at a time.
 - ``folder``: ``predict_files`` on CamVid val images with decoding and writing in background threads against
   one thing after the other.
+- ``throughput``: images per second of ``pixelseg predict`` with each shipped model at its default backend
+  (``--images`` and 3x as many images; the difference leaves start-up out).
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ import argparse
 import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,11 +152,11 @@ def section_roofline(args) -> None:
     print()
 
 
-def val_images(count: int) -> list[Path]:
+def val_images(count: int, folder: str = "camvid/val", pattern: str = "*.png") -> list[Path]:
     root = Path(os.environ.get("PIXELSEG_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
-    images = sorted((root / "camvid" / "val").glob("*.png"))
+    images = sorted((root / folder).glob(pattern))
     if not images:
-        raise SystemExit(f"no CamVid val images under {root}/camvid/val (set PIXELSEG_DATA)")
+        raise SystemExit(f"no images {pattern} under {root}/{folder} (set PIXELSEG_DATA)")
     return images[:: max(1, len(images) // count)][:count]
 
 
@@ -301,8 +306,41 @@ def section_folder(args) -> None:
     print(f"\nspeed-up: {statistics.median(times[0]) / statistics.median(times[2]):.2f}x\n")
 
 
+def _predict_command_seconds(model: str, paths: list[Path]) -> tuple[float, str]:
+    """Wall time of ``pixelseg predict PATHS --model MODEL`` at its default backend, and the backend line it prints."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "pixelseg", "predict", *map(str, paths), "--model", model, "--out", folder]
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:6])} ... failed:\n{result.stderr}")
+    chosen = next((line for line in result.stdout.splitlines() if "backend auto" in line), "eager fp32")
+    return elapsed, chosen
+
+
+def section_throughput(args) -> None:
+    """The shipped models through the command a user runs, at its default backend (``--backend auto``): images
+    per second from the difference between a folder of 3N and one of N images, so that start-up is not counted."""
+    sources = {"camvid": ("camvid/val", "*.png"), "portrait": ("portrait/images/train", "*.jpg")}
+    print("## Folder prediction throughput: `pixelseg predict FOLDER` with the shipped models\n")
+    print("| model | images | default backend's choice | images/s (start-up excluded) | command for N images (s) |")
+    print("|---|---|---|---:|---:|")
+    for model, (folder, pattern) in sources.items():
+        paths = val_images(3 * args.images, folder, pattern)
+        _predict_command_seconds(model, paths[:2])  # lets --backend auto measure and cache its choice
+        small, chosen = _predict_command_seconds(model, paths[: args.images])
+        large, _ = _predict_command_seconds(model, paths)
+        rate = 2 * args.images / (large - small)
+        chosen = chosen.removeprefix("pixelseg: backend auto: ").split("; cached")[0]
+        print(f"| {model} | {folder}, {args.images} and {len(paths)} | {chosen} | "
+              f"{rate:.2f} | {small:.1f} |", flush=True)
+    print()
+
+
 SECTIONS = {"peers": section_peers, "roofline": section_roofline, "agreement": section_agreement,
-            "mixed": section_mixed, "scaling": section_scaling, "window": section_window, "folder": section_folder}
+            "mixed": section_mixed, "scaling": section_scaling, "window": section_window, "folder": section_folder,
+            "throughput": section_throughput}
 
 
 def main() -> None:
