@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 import yaml
@@ -223,3 +224,41 @@ def test_mean_teacher_under_ddp_updates_one_teacher_and_ships_it(shapes_root, tm
     assert any(not torch.equal(teacher[k], student[k]) for k in student if student[k].is_floating_point())
     shipped = load_file(tmp_path / "ddp" / "model" / "model.safetensors")
     assert all(torch.equal(shipped[k].float(), teacher[k].float()) for k in shipped)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [{"name": "entropy_min", "weight": 0.1},
+                                    {"name": "self_training", "portion": 0.5, "round_epochs": 1},
+                                    {"name": "scribble_crf", "weight": 0.5},
+                                    {"name": "box_refresh", "warmup_epochs": 1, "round_epochs": 1, "threshold": 0.6}],
+                         ids=lambda method: method["name"])
+def test_every_other_method_trains_under_ddp(method, shapes_root, tmp_path):
+    """Each training method but mean_teacher (above) under torchrun with 2 processes, 2 epochs: it finishes, its
+    state is saved once with the global step count, and its rounds (self-training, box refresh) ran."""
+    import shutil
+
+    from pixelseg.engine.checkpoint import load_checkpoint
+    from tests.test_cli import pixelseg
+
+    root = shapes_root
+    if method["name"] in ("scribble_crf", "box_refresh"):
+        kind = "scribbles" if method["name"] == "scribble_crf" else "boxes"
+        for split in ("train", "val"):
+            made = pixelseg("data", "weak", shapes_root, "--kind", kind, "--split", split, "--out", tmp_path / "weak")
+            assert made.returncode == 0, made.stderr
+        root = tmp_path / "weak"
+    config = tiny_config(root, tmp_path / "unused", epochs=2, steps_per_epoch=2)
+    if method["name"] in ("entropy_min", "self_training"):
+        shutil.copytree(shapes_root / "images" / "val", tmp_path / "unlabelled")
+        config["data"]["unlabelled"] = str(tmp_path / "unlabelled")
+    config["method"] = method
+    config["train"]["threads"] = 1
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    state = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    assert state["epoch"] == 2 and (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+    if method["name"] in ("self_training", "box_refresh"):
+        assert state["method"]["round"] >= 1, state["method"]
