@@ -198,6 +198,19 @@ def test_sync_batchnorm_keeps_the_activation_of_timm_fused_norm_layers():
         assert torch.allclose(synced.train(mode)(images), model.train(mode)(images), atol=1e-5), mode
 
 
+def train_two_processes(config: dict, tmp_path) -> dict:
+    """``config`` trained by torchrun with 2 processes of 1 thread into ``tmp_path/ddp``; its last checkpoint."""
+    from pixelseg.engine.checkpoint import load_checkpoint
+
+    config["train"]["threads"] = 1
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    return load_checkpoint(tmp_path / "ddp" / "last.pt")
+
+
 def test_mean_teacher_under_ddp_updates_one_teacher_and_ships_it(shapes_root, tmp_path):
     """A training method under torchrun: the EMA teacher follows the synchronised student (one update per global
     step on every rank), the unlabelled stream is split between the ranks, and rank 0 ships the teacher."""
@@ -205,20 +218,12 @@ def test_mean_teacher_under_ddp_updates_one_teacher_and_ships_it(shapes_root, tm
 
     from safetensors.torch import load_file
 
-    from pixelseg.engine.checkpoint import load_checkpoint
-
     unlabelled = tmp_path / "unlabelled"
     shutil.copytree(shapes_root / "images" / "val", unlabelled)
     config = tiny_config(shapes_root, tmp_path / "unused", epochs=1, steps_per_epoch=2)
     config["data"].update(unlabelled=str(unlabelled), val_split=None)
     config["method"] = {"name": "mean_teacher", "threshold": 0.5, "ema_decay": 0.9}
-    config["train"]["threads"] = 1
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
-    assert two.returncode == 0, two.stderr
-    state = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    state = train_two_processes(config, tmp_path)
     assert state["method"]["steps"] == 2
     teacher, student = state["method"]["teacher"], state["model"]
     assert any(not torch.equal(teacher[k], student[k]) for k in student if student[k].is_floating_point())
@@ -237,7 +242,6 @@ def test_every_other_method_trains_under_ddp(method, shapes_root, tmp_path):
     state is saved once with the global step count, and its rounds (self-training, box refresh) ran."""
     import shutil
 
-    from pixelseg.engine.checkpoint import load_checkpoint
     from tests.test_cli import pixelseg
 
     root = shapes_root
@@ -252,13 +256,7 @@ def test_every_other_method_trains_under_ddp(method, shapes_root, tmp_path):
         shutil.copytree(shapes_root / "images" / "val", tmp_path / "unlabelled")
         config["data"]["unlabelled"] = str(tmp_path / "unlabelled")
     config["method"] = method
-    config["train"]["threads"] = 1
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), "-m", "pixelseg", "--quiet", "train", str(path), "--out", "ddp"], tmp_path)
-    assert two.returncode == 0, two.stderr
-    state = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    state = train_two_processes(config, tmp_path)
     assert state["epoch"] == 2 and (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
     if method["name"] in ("self_training", "box_refresh"):
         assert state["method"]["round"] >= 1, state["method"]
