@@ -9,7 +9,7 @@
 # script is run again for it.
 # Rows:
 #   recipe        the config as it is (U-Net, ImageNet EfficientNet-Lite2, inverse-sqrt weights + Dice, bf16 auto)
-#   seed1         the recipe with seed 1;   fp32, fp32_seed1: the recipe in float32 (train.amp=false), seeds 0 and 1
+#   seed1         the recipe with seed 1;   fp32, fp32_seed1: the recipe in float32 (train.amp=off), seeds 0 and 1
 #   scratch       the encoder from random weights (pretrained=false)
 #   median_freq   median-frequency class weights (the previous shipped model's)
 #   no_weights    no class weights
@@ -44,8 +44,8 @@ for row in "${ROWS[@]}"; do
   case $base in
     recipe)      changes=() ;;
     seed1)       changes=(--set train.seed=1) ;;
-    fp32)        changes=(--set train.amp=false) ;;
-    fp32_seed1)  changes=(--set train.amp=false --set train.seed=1) ;;
+    fp32)        changes=(--set train.amp=off) ;;
+    fp32_seed1)  changes=(--set train.amp=off --set train.seed=1) ;;
     scratch)     changes=(--set model.pretrained=false) ;;
     median_freq) changes=(--set loss.class_weights=median_frequency) ;;
     no_weights)  changes=(--set loss.class_weights=null) ;;

@@ -13,6 +13,15 @@ def test_defaults_and_overrides(tmp_path):
     assert config.optimizer.lr == pytest.approx(1e-4)
 
 
+@pytest.mark.parametrize(("override", "amp"), [
+    ("train.amp=off", "off"), ("train.amp=false", "off"), ("train.amp=no", "off"), ("train.amp=true", "auto"),
+    ("train.amp=bf16", "bf16"),
+])
+def test_amp_takes_yaml_booleans(override, amp):
+    """YAML 1.1 reads `off` and `no` as false: `--set train.amp=off` means float32, not a type error."""
+    assert load_config(None, [override]).train.amp == amp
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("train.epoch=3", "unknown config key 'train.epoch' (did you mean 'epochs'?)"),
     ("trian.epochs=3", "unknown config key 'trian' (did you mean 'train'?)"),

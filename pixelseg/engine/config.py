@@ -243,6 +243,8 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
             continue
+        if prefix + key == "train.amp" and isinstance(value, bool):  # YAML 1.1 reads `off` / `no` as false
+            value = "auto" if value else "off"
         checked = _check_value(prefix + key, value, hint)
         allowed = choices(prefix + key)
         if allowed and checked not in allowed:
