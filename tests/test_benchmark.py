@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from pixelseg.engine.benchmark import benchmark, format_rows, measure
 from pixelseg.errors import ConfigError
@@ -34,3 +35,16 @@ def test_a_model_that_hands_a_parameter_to_a_submodule_is_counted():
     # under inference mode ("'NoneType' object has no attribute 'next_functions'").
     row = measure("maskformer", 32, 32, num_classes=3, repeats=1, warmup=0, encoder="resnet18", queries=4, layers=1)
     assert row.gflops > 0 and row.parameters > 0
+
+
+def test_timed_call_runs_on_the_threads_torch_has():
+    """torch.utils.benchmark.Timer alone runs its statement on one thread: every "2 threads" figure needs this."""
+    from pixelseg.engine.benchmark import timed_call
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seconds, threads = timed_call(torch.get_num_threads)
+        assert threads == 2 and seconds >= 0
+    finally:
+        torch.set_num_threads(before)

@@ -160,3 +160,65 @@ def test_softmax_rows_equals_torch_softmax():
 
     logits = torch.randn(1000, 11) * 30
     assert torch.allclose(softmax_rows(logits), torch.softmax(logits, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", [2, 5])
+def test_compiled_lattice_filters_as_the_tensor_lattice(dim):
+    """The numba construction (CPU default) and the tensor one (CUDA, fallback) build the same lattice: same
+    size, same filtering in both blur orders, before and after the points are scaled."""
+    generator = torch.Generator().manual_seed(dim)
+    features = torch.rand(3000, dim, generator=generator) * 6
+    values = torch.rand(3000, 7, generator=generator)
+    scale = torch.rand(3000, generator=generator) + 0.5
+    compiled, tensors = PermutohedralLattice(features, compiled=True), PermutohedralLattice(features, compiled=False)
+    assert compiled.compiled and not tensors.compiled
+    assert compiled.size == tensors.size
+    for reverse in (False, True):
+        assert torch.allclose(compiled.filter_rows(values, reverse), tensors.filter_rows(values, reverse), atol=1e-5)
+    compiled.scale_points(scale)
+    tensors.scale_points(scale)
+    assert torch.allclose(compiled.filter_rows(values), tensors.filter_rows(values), atol=1e-5)
+
+
+def test_compiled_lattice_still_gives_gradients():
+    """Values that need a gradient (CRF-as-RNN training) take the differentiable tensor path of the same lattice."""
+    generator = torch.Generator().manual_seed(1)
+    features = torch.rand(800, 3, generator=generator) * 4
+    lattices = PermutohedralLattice(features, compiled=True), PermutohedralLattice(features, compiled=False)
+    gradients = []
+    for lattice in lattices:
+        values = torch.rand(800, 4, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+        (lattice.filter_rows(values) ** 2).sum().backward()
+        gradients.append(values.grad)
+    assert gradients[0].abs().sum() > 0
+    assert torch.allclose(gradients[0], gradients[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("classes", [2, 4, 11])
+def test_compiled_mean_field_equals_the_tensor_mean_field(classes):
+    """The all-compiled Potts mean field (padded to whole SIMD rows of classes) against the tensor update."""
+    rng = np.random.default_rng(classes)
+    image = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    probabilities = torch.from_numpy(rng.dirichlet(np.ones(classes), size=40 * 50).T.astype(np.float32))
+    crf = DenseCRF()
+    kernels, compatibilities = crf.setup(torch.from_numpy(image))
+    assert all(kernel.lattice.compiled for kernel in kernels)
+    unary = crf.unary(probabilities.reshape(classes, 40, 50))
+    fast = mean_field(unary, kernels, compatibilities, 5)
+    tensor_path = mean_field(unary.clone().requires_grad_(True), kernels, compatibilities, 5).detach()
+    assert fast.shape == (classes, 40 * 50)
+    assert torch.allclose(fast.sum(0), torch.ones(40 * 50), atol=1e-5)
+    assert torch.allclose(fast, tensor_path, atol=1e-5)
+
+
+def test_the_compiled_crf_keeps_the_users_thread_count():
+    """Launching numba's OpenMP pool resets PyTorch's thread count (shared OpenMP runtime): in a fresh process,
+    torch.set_num_threads(1) must hold after a CRF, which then runs on one thread too."""
+    import subprocess
+    import sys
+
+    code = ("import numba, numpy as np, torch\nfrom pixelseg.crf import DenseCRF\ntorch.set_num_threads(1)\n"
+            "p = torch.full((2, 20, 30), 0.5)\nDenseCRF()(np.zeros((20, 30, 3), np.uint8), p)\n"
+            "print(torch.get_num_threads(), numba.get_num_threads())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.split() == ["1", "1"]

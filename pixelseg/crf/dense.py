@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pixelseg.crf.permutohedral import PermutohedralLattice
+from pixelseg.crf import lattice_cpu
+from pixelseg.crf.permutohedral import PermutohedralLattice, match_torch_threads
 
 
 class GaussianKernel:
@@ -90,10 +91,24 @@ def mean_field(unary: torch.Tensor, kernels: list, compatibilities: list, iterat
     rows, (N, C), the lattice's fast layout).
     """
     negative_unary = -unary.T.contiguous()
+    if _compiled_potts(negative_unary, kernels, compatibilities):
+        match_torch_threads()
+        return torch.from_numpy(lattice_cpu.mean_field_potts(
+            negative_unary.numpy(), [kernel.lattice.compiled_arrays() for kernel in kernels],
+            [float(mu) for mu in compatibilities], iterations)).T
     q = softmax_rows(negative_unary)
     for _ in range(iterations):
         q = softmax_rows(negative_unary - _pairwise_rows(q, kernels, compatibilities))
     return q.T
+
+
+def _compiled_potts(negative_unary: torch.Tensor, kernels: list, compatibilities: list) -> bool:
+    """Whether mean-field inference can run in the compiled CPU loops: Potts compatibilities, lattices built by
+    them, float32 CPU energies that need no gradient (CRF-as-RNN training takes the tensor path)."""
+    return (all(isinstance(mu, float | int) for mu in compatibilities)
+            and all(getattr(kernel, "lattice", None) is not None and kernel.lattice.compiled for kernel in kernels)
+            and negative_unary.device.type == "cpu" and negative_unary.dtype == torch.float32
+            and not (torch.is_grad_enabled() and negative_unary.requires_grad))
 
 
 def softmax_rows(logits: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,8 @@ class BenchmarkRow:
 
 def timed_call(function, *arguments, **keywords) -> tuple[float, object]:
     """``(seconds, result)`` of one call of ``function``, timed by ``torch.utils.benchmark`` (which waits for CUDA
-    work too): the one timing helper of pixelseg's benchmarks and scripts."""
+    work too): the one timing helper of pixelseg's benchmarks and scripts. The call runs on the threads PyTorch has
+    now (``torch.utils.benchmark.Timer`` alone would run it on one)."""
     import logging
 
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found" on import
@@ -44,7 +45,8 @@ def timed_call(function, *arguments, **keywords) -> tuple[float, object]:
     def call() -> None:
         box["result"] = function(*arguments, **keywords)
 
-    seconds = torch_benchmark.Timer("call()", globals={"call": call}).timeit(1).median
+    seconds = torch_benchmark.Timer("call()", globals={"call": call},
+                                    num_threads=torch.get_num_threads()).timeit(1).median
     return seconds, box.get("result")
 
 
