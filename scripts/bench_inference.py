@@ -332,7 +332,7 @@ def section_throughput(args) -> None:
         small, chosen = _predict_command_seconds(model, paths[: args.images])
         large, _ = _predict_command_seconds(model, paths)
         rate = 2 * args.images / (large - small)
-        chosen = chosen.removeprefix("pixelseg: backend auto: ").split("; cached")[0]
+        chosen = chosen.removeprefix("pixelseg: backend auto: ").split("; cached")[0] + ")"
         print(f"| {model} | {folder}, {args.images} and {len(paths)} | {chosen} | "
               f"{rate:.2f} | {small:.1f} |", flush=True)
     print()
