@@ -15,7 +15,7 @@
 #   no_weights    no class weights
 #   lovasz        Lovász-softmax in place of Dice
 #   fullres       full resolution (360x480 input, 352x480 crops)
-#   deeplabv3plus, fpn, pspnet, upernet, linknet   the architecture on the same ImageNet EfficientNet-Lite2 encoder
+#   deeplabv3plus, fpn, pspnet, upernet, linknet, gcn   the architecture on the same ImageNet EfficientNet-Lite2 encoder
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
 # Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
@@ -51,7 +51,7 @@ for row in "${ROWS[@]}"; do
     no_weights)  changes=(--set loss.class_weights=null) ;;
     lovasz)      changes=(--set loss.dice=0 --set loss.lovasz=0.5) ;;
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
-    deeplabv3plus|fpn|pspnet|upernet|linknet) changes=(--set "model.name=$row") ;;
+    deeplabv3plus|fpn|pspnet|upernet|linknet|gcn) changes=(--set "model.name=$row") ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
     da_entropy|da_self_training)
       target=runs/unseen_short/target_0006R0

@@ -38,7 +38,7 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
 ZOO = Path(__file__).resolve().parents[1] / "docs" / "results" / "zoo.json"
 ARCHITECTURES = {
     "recipe": "U-Net", "deeplabv3plus": "DeepLabv3+", "fpn": "FPN", "pspnet": "PSPNet", "upernet": "UPerNet",
-    "linknet": "LinkNet", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
+    "linknet": "LinkNet", "gcn": "GCN (Large Kernel Matters)", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
 }
 
 
