@@ -8,9 +8,11 @@ points), then one pass that inserts each vertex key into an open-addressing hash
 the lattice, which is in cache), then the neighbour lookups of the blur. Same lattice points, same weights; the
 lattice points are numbered in order of first appearance instead of sorted key order.
 
-Used on CPU tensors when numba is installed (a dependency of pixelseg); the tensor construction stays for CUDA
-tensors and as the fallback. Filtering (splat, blur, slice) is unchanged: sparse products and gathers in PyTorch,
-differentiable in the values (CRF-as-RNN).
+Filtering is compiled too: the splat as a CSR matrix parallel over lattice points, the blur along the d+1 axes,
+the slice parallel over points; and :func:`mean_field_potts` runs the dense CRF's whole Potts mean field in these
+loops (each kernel's slice adds its weighted message straight into the logits). Used on CPU tensors (numba is a
+dependency of pixelseg); the tensor construction and PyTorch filtering stay for CUDA tensors, for values that need
+a gradient (CRF-as-RNN training), and as the fallback.
 """
 
 from __future__ import annotations

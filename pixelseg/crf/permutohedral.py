@@ -4,12 +4,13 @@ Filtering N values with a Gaussian kernel over d-dimensional features (position,
 costs O(N d^2) instead of O(N^2): each point is splatted onto the d+1 vertices of its enclosing simplex in
 a lattice of spacing one standard deviation, the lattice is blurred along its d+1 axes with a [1/2, 1, 1/2]
 kernel, and the result is sliced back with the same barycentric weights. The construction follows the one in
-Krähenbühl & Koltun's dense CRF code (the same elevation, rounding, ranking and blur order), written here as
-vectorised tensor operations, so it runs on the CPU and on CUDA tensors and is differentiable in the values.
+Krähenbühl & Koltun's dense CRF code (the same elevation, rounding, ranking and blur order), written here twice:
+as vectorised tensor operations (CPU and CUDA tensors, differentiable in the values) and as compiled CPU loops
+(:mod:`pixelseg.crf.lattice_cpu`, numba: the default on CPU tensors, 2x the reference C++ code in the dense CRF).
 
-Splatting and slicing are two sparse matrices (lattice points x points, d+1 entries a point) built once with the
-lattice, so each filtering is two sparse-dense products (multi-threaded, MKL on the CPU) and 2(d+1) row gathers
-for the blur, on values laid out as rows (N, C): one index fetches all C channels of a point.
+On the tensor path, splatting and slicing are two sparse matrices (lattice points x points, d+1 entries a point),
+so each filtering is two sparse-dense products (multi-threaded, MKL on the CPU) and 2(d+1) row gathers for the
+blur, on values laid out as rows (N, C): one index fetches all C channels of a point.
 """
 
 from __future__ import annotations
