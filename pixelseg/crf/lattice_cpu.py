@@ -52,7 +52,7 @@ def build(features: np.ndarray) -> tuple[np.ndarray, ...]:
     strides = np.ones(d, dtype=np.int64)
     for axis in range(d - 2, -1, -1):
         strides[axis] = strides[axis + 1] * extent[axis + 1]
-    offsets, keys = _insert(rem0, rank, low, strides)
+    offsets, keys, table_keys, table_values = _insert(rem0, rank, low, strides)
     deltas = np.empty(d + 1, dtype=np.int64)  # packed-key change of one step along each axis
     for axis in range(d + 1):
         step = np.full(d, -1, dtype=np.int64)
@@ -60,7 +60,7 @@ def build(features: np.ndarray) -> tuple[np.ndarray, ...]:
             step[axis] = d
         deltas[axis] = int((step * strides).sum())
     row_starts, points, entry_weights = _group(offsets, weights, keys.shape[0])
-    return offsets, weights, _neighbours(keys, deltas), row_starts, points, entry_weights
+    return offsets, weights, _neighbours(keys, deltas, table_keys, table_values), row_starts, points, entry_weights
 
 
 if AVAILABLE:
@@ -185,23 +185,13 @@ if AVAILABLE:
                         continue
                 offsets[point, remainder] = last_values[remainder] = table_values[slot]
         keys = keys[:size].copy()
-        return offsets, keys
+        return offsets, keys, table_keys, table_values
 
     @numba.njit(parallel=True, cache=True)
-    def _neighbours(keys, deltas):  # pragma: no cover - compiled
+    def _neighbours(keys, deltas, table_keys, table_values):  # pragma: no cover - compiled
+        """Each lattice point's neighbours along the d+1 axes, looked up in the hash table :func:`_insert` built."""
         size = keys.shape[0]
-        capacity = 1
-        while capacity < 2 * size:
-            capacity *= 2
-        mask = capacity - 1
-        table_keys = np.full(capacity, -1, dtype=np.int64)
-        table_values = np.empty(capacity, dtype=np.int64)
-        for index in range(size):
-            slot = _slot(keys[index], mask)
-            while table_keys[slot] != -1:
-                slot = (slot + 1) & mask
-            table_keys[slot] = keys[index]
-            table_values[slot] = index
+        mask = table_keys.shape[0] - 1
         axes = deltas.shape[0]
         neighbours = np.empty((axes, 2, size), dtype=np.int64)
         for index in numba.prange(size):
