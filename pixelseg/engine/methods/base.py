@@ -63,7 +63,8 @@ class TrainingMethod:
 
     def forward_together(self, model, images: torch.Tensor, extra: torch.Tensor) -> tuple:
         """The outputs for ``images`` and for ``extra`` (unlabelled or target images) from one forward pass over
-        both: one backward, as DDP needs, and batch-norm statistics over both."""
+        both: batch-norm statistics over both (FixMatch's interleaved batch). For images of the same domain; the
+        domain-adaptation methods use one pass per domain instead (:mod:`pixelseg.engine.methods.adaptation`)."""
         return tuple(split_outputs(self.forward(model, torch.cat([images, extra])), [len(images), len(extra)]))
 
     def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
