@@ -22,3 +22,7 @@ class CheckpointError(PixelsegError):
 
 class UnsafeFileError(CheckpointError):
     """A model or checkpoint file whose loading could run code (a pickle holding more than tensors and data)."""
+
+
+class TrainingDiverged(PixelsegError, FloatingPointError):
+    """A training loss that is no longer finite (the message names the epoch and batch, and what to change)."""

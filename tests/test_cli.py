@@ -120,3 +120,12 @@ def test_help_and_classical_methods_do_not_import_the_heavy_libraries():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()[-3:]
     assert lines == ["[]", "['torch']", "['timm', 'torch', 'torchvision']"], result.stdout
+
+
+def test_a_diverging_run_ends_with_a_clear_message(shapes_root, tmp_path):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config(shapes_root, tmp_path / "run")))
+    trained = pixelseg("train", config_path, "--set", "optimizer.lr=1e30", "--set", "schedule.warmup_iters=0")
+    assert trained.returncode == 2, trained.stderr
+    assert "training diverged" in trained.stderr and "at epoch 1, batch" in trained.stderr
+    assert "optimizer.lr" in trained.stderr and "Traceback" not in trained.stderr

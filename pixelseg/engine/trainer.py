@@ -41,7 +41,7 @@ from pixelseg.engine.evaluate import evaluate
 from pixelseg.engine.hardware import cpu_has_fast_bf16
 from pixelseg.engine.loggers import NullLogger, build_logger, write_log
 from pixelseg.engine.methods import TrainingMethod, build_method
-from pixelseg.errors import CheckpointError, ConfigError
+from pixelseg.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelseg.losses import build_loss, class_weights_from_counts
 from pixelseg.models import create, save_model
 from pixelseg.models.serialization import build_from_config, load_saved
@@ -194,7 +194,9 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
             images = images.contiguous(memory_format=torch.channels_last)
         loss = method.batch_loss(model, images, masks)  # the model under autocast, the loss in float32
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, batch {index}: lower optimizer.lr")
+            raise TrainingDiverged(f"training diverged: the loss is {loss.item()} at epoch {epoch}, batch {index}; "
+                                   "lower optimizer.lr (or try train.amp=off); the run's last.pt holds its last "
+                                   "checkpoint (train.checkpoint_every)")
         state.loss_total += loss.item()
         loss = loss * _share_of_labelled_pixels(masks, getattr(method.run.loss_fn, "ignore_index", IGNORE_INDEX))
         (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()

@@ -59,12 +59,15 @@ def channel_values(values, channels: int) -> list[float]:
 
 def create(name: str, num_classes: int, **kwargs):
     """Build model ``name`` with ``num_classes`` outputs; kwargs go to the architecture (encoder, pretrained, ...)."""
+    from pixelseg.models.base import guard_dilated_depthwise
+
     factory = get_factory(name)
     check_arguments(name, factory, kwargs)
     try:
         model = factory(num_classes=num_classes, **kwargs)
     except TypeError as error:
         raise ConfigError(f"model {name!r}: {error}") from None
+    guard_dilated_depthwise(model)  # a PyTorch CPU bf16 gradient bug (pixelseg.models.base)
     # Stored so that the model can be rebuilt from its checkpoint alone; weights come from the checkpoint.
     model.config = {"name": name, "num_classes": num_classes, **{k: v for k, v in kwargs.items() if k != "pretrained"}}
     encoder = getattr(model, "encoder", None)
