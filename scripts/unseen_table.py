@@ -1,7 +1,8 @@
 """Tables of the unseen-sequence short protocol (scripts/unseen_camvid.sh) for docs/models/camvid.md and
-docs/model_zoo.md, from runs/unseen_short/<row>/eval/metrics.json and each run's log.csv.
+docs/model_zoo.md, from docs/results/unseen_short/<row>/ (each row's eval/metrics.json, log.csv and cpu.txt, copied
+there from runs/unseen_short/<row>/ by the script).
 
-    python scripts/unseen_table.py [--runs runs/unseen_short]
+    python scripts/unseen_table.py [--runs docs/results/unseen_short]
     python scripts/unseen_table.py --write-zoo      # also docs/results/zoo.json's unseen-sequence column
                                                     # (then: python scripts/zoo_table.py --page)
 
@@ -46,7 +47,9 @@ def read(run: Path) -> dict | None:
     path = run / "eval" / "metrics.json"
     if not path.is_file():
         return None
-    return {**json.loads(path.read_text()), "minutes": read_log(run)["minutes"]}
+    cpu = run / "cpu.txt"
+    return {**json.loads(path.read_text()), "minutes": read_log(run)["minutes"],
+            "cpu": cpu.read_text().strip() if cpu.is_file() else "not recorded"}
 
 
 def write_zoo(runs: dict) -> None:
@@ -70,19 +73,20 @@ def fewer_labels(runs: dict) -> None:
     rows = {label: [runs[r] for r in names if r in runs] for label, names in FEWER_LABELS.items()}
     if not any(rows.values()):
         return
-    print("\n| training (scored on 0006R0) | seed 0 | seed 1 | mean | training (min, per seed) |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| training (scored on 0006R0) | seed 0 | seed 1 | mean | training (min, per seed) | CPU |")
+    print("|---|---:|---:|---:|---:|---|")
     for label, names in FEWER_LABELS.items():
         cells = [f"{100 * runs[r]['miou']:.2f} %" if r in runs else "not run" for r in names]
         done = rows[label]
         mean = f"{statistics.mean(100 * m['miou'] for m in done):.2f} %" if done else "-"
         minutes = f"{statistics.mean(m['minutes'] for m in done):.1f}" if done else "-"
-        print(f"| {label} | {' | '.join(cells)} | {mean} | {minutes} |")
+        cpus = ", ".join(sorted({m["cpu"] for m in done})) or "-"
+        print(f"| {label} | {' | '.join(cells)} | {mean} | {minutes} | {cpus} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs/unseen_short")
+    parser.add_argument("--runs", default=str(ZOO.parent / "unseen_short"))
     parser.add_argument("--write-zoo", action="store_true", help="write the architecture rows into zoo.json")
     args = parser.parse_args()
     folders = sorted(Path(args.runs).iterdir()) if Path(args.runs).is_dir() else []
