@@ -87,19 +87,21 @@ def plot_class_iou(iou: Sequence[float], names: Sequence[str], path: str | Path,
     _save(figure, path)
 
 
-def plot_examples(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], classes: ClassInfo,
-                  path: str | Path) -> None:
-    """Rows of (image, ground truth, prediction) with a colour legend of the classes."""
+def plot_examples(examples: Sequence[tuple], classes: ClassInfo, path: str | Path) -> None:
+    """Rows of (image, ground truth, prediction[, caption]) with a colour legend of the classes; a caption (the
+    image's name and score, say) is written above its row's image."""
     rows = len(examples)
     figure = _figure(figsize=(11, 2.9 * rows + 0.6))
     axes = figure.subplots(rows, 3, squeeze=False)
-    for row, (image, truth, predicted) in enumerate(examples):
+    for row, (image, truth, predicted, *caption) in enumerate(examples):
         for column, (picture, title) in enumerate(((rgb_view(image), "image"),
                                                    (colorize(truth, classes), "ground truth"),
                                                    (colorize(predicted, classes), "prediction"))):
             axes[row, column].imshow(picture)
             axes[row, column].set_axis_off()
-            if row == 0:
+            if caption and column == 0:
+                axes[row, column].set_title(caption[0] if row else f"{title} ({caption[0]})", fontsize=9)
+            elif row == 0:
                 axes[row, column].set_title(title)
     handles = [Rectangle((0, 0), 1, 1, color=tuple(c / 255 for c in colour)) for colour in classes.palette]
     figure.legend(handles, classes.names, loc="lower center", ncol=min(6, classes.num_classes), fontsize=8,

@@ -34,6 +34,9 @@ def test_train_eval_predict_through_the_cli(shapes_root, tmp_path):
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     assert (tmp_path / "eval" / "class_iou.png").stat().st_size > 0
     assert (tmp_path / "eval" / "examples.png").stat().st_size > 0
+    ranked = pixelseg("eval", tmp_path / "run" / "model", "--examples", "2", "--examples-by", "score", "--out",
+                      tmp_path / "eval_ranked")
+    assert ranked.returncode == 0 and (tmp_path / "eval_ranked" / "examples.png").stat().st_size > 0, ranked.stderr
 
     inputs = shapes_root / "images" / "val"
     predicted = pixelseg("predict", inputs, "--model", tmp_path / "run" / "model", "--out", tmp_path / "pred")

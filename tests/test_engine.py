@@ -12,7 +12,7 @@ from pixelseg.engine import trainer as train_module
 from pixelseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelseg.engine.config import config_from_dict
 from pixelseg.engine.loggers import read_log
-from pixelseg.errors import CheckpointError, DataError
+from pixelseg.errors import CheckpointError, ConfigError, DataError
 from pixelseg.inference import predict_logits
 from tests.conftest import tiny_config
 
@@ -237,3 +237,30 @@ def test_tensorboard_logger_writes_step_and_epoch_scalars(shapes_root, tmp_path)
     assert all(e.value > 0 for e in events.Scalars("time/step"))
     assert all(e.value >= 0 for e in events.Scalars("time/data"))
     assert [e.step for e in events.Scalars("epoch/val_miou")] == [1, 2]
+
+
+def test_examples_by_score_keep_the_best_and_the_worst_images_captioned():
+    from pixelseg.engine.evaluate import ExamplePicker
+
+    truth = np.zeros((4, 4), dtype=np.int64)
+    truth[:, 2:] = 1
+    scores = [0.6, 0.1, 0.9, 0.4, 1.0, 0.2, 0.5]  # share of the image predicted right -> its mIoU ranks the same way
+    picker = ExamplePicker(len(scores), 4, by="score")
+    reads = []
+    for index, share in enumerate(scores):
+        predicted = truth.copy()
+        wrong = int(round((1 - share) * 16))
+        predicted.reshape(-1)[:wrong] = 1 - predicted.reshape(-1)[:wrong]
+        picker.offer(index, predicted, truth, 2, lambda index=index: reads.append(index) or np.zeros((4, 4, 3)))
+    names = [f"image{i}" for i in range(len(scores))]
+    captions = [example[3] for example in picker.examples(names)]
+    assert [c.split(",")[0] for c in captions] == ["best: image4", "best: image2", "worst: image1", "worst: image5"]
+    assert captions[0].endswith("mIoU 100.0 %")
+    assert 6 not in reads  # image 6 (0.5) came when the groups were full and fell between them: never read
+
+    spread = ExamplePicker(5, 2, by="spread")
+    for index in range(5):
+        spread.offer(index, truth, truth, 2, lambda index=index: np.full((4, 4, 3), index))
+    assert [int(example[0][0, 0, 0]) for example in spread.examples(names)] == [0, 4]
+    with pytest.raises(ConfigError, match="examples_by"):
+        ExamplePicker(5, 2, by="random")

@@ -121,6 +121,8 @@ def cmd_eval(args) -> int:
     if args.method:
         if args.checkpoint or args.crf:
             raise PixelsegError("--method scores a classical method: give no checkpoint and no --crf with it")
+        if args.examples_by != "spread":
+            raise PixelsegError("--examples-by score ranks a model's predictions: not with --method")
         if not args.data:
             raise PixelsegError("--method needs --data PATH (the dataset to score it on)")
         dataset = open_dataset(args.layout or "auto", args.data, args.split or "val")
@@ -144,7 +146,7 @@ def cmd_eval(args) -> int:
                                 f"{dataset.root} has {dataset.classes.num_classes}")
         result = evaluate(model, dataset, scale=args.scale, tile=_tile(args.tile), overlap=args.overlap,
                           progress=_progress(args), examples=args.examples, crf=_crf(args), flip=args.flip,
-                          scales=_scales(args), boundary=args.boundary_f1)
+                          scales=_scales(args), boundary=args.boundary_f1, examples_by=args.examples_by)
         scale, long_side = inference_rule(model, args.scale)
         source, classes = {"checkpoint": str(args.checkpoint), "backend": getattr(model, "backend", "eager"),
                            "inference_precision": getattr(model, "precision", "fp32"),
@@ -473,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="folder for metrics.json and plots (default: beside the checkpoint)")
     evaluate.add_argument("--examples", type=int, default=4,
                           help="images shown as image / truth / prediction in examples.png (0: none)")
+    evaluate.add_argument("--examples-by", choices=("spread", "score"), default="spread",
+                          help="which images examples.png shows: spread over the split, or (a model's evaluation) "
+                               "the best half and the worst half by the image's own mIoU, captioned")
     evaluate.add_argument("--boundary-f1", action="store_true",
                           help="also the boundary F1 score per class (Csurka et al. 2013; tolerance 0.75%% of the "
                                "image diagonal)")
