@@ -20,5 +20,5 @@ for name in "${NAMES[@]}"; do
     [ -f "$out/last.pt" ] && resume=(--resume)
     "$BIN/pixelseg" --quiet train "$config" --set "train.out_dir=$out" "${resume[@]}"
   fi
-  "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --boundary-f1 --out "$out/eval" --examples 4
+  "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --boundary-f1 --out "$out/eval" --examples 4 --examples-by score
 done

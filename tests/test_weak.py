@@ -88,6 +88,16 @@ def test_data_weak_writes_a_folder_dataset_that_trains(shapes_root, tmp_path):
     assert json.loads((tmp_path / "boxes" / "boxes_val.json").read_text())
     again = pixelseg("data", "weak", shapes_root, "--kind", "scribbles", "--split", "val", "--out", tmp_path / "boxes")
     assert again.returncode == 2 and "already there" in again.stderr  # nothing the user had is overwritten
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "few.txt").write_text("train_0001\ntrain_0003\n")  # a split list: the rest stays out
+    listed = pixelseg("data", "weak", shapes_root, "--kind", "scribbles", "--split", "few", "--splits-dir", lists,
+                      "--out", tmp_path / "few")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(p.stem for p in (tmp_path / "few" / "masks" / "few").iterdir()) == ["train_0001", "train_0003"]
+    scored = pixelseg("eval", "--method", "otsu", "--data", shapes_root, "--split", "few", "--splits-dir", lists,
+                      "--out", tmp_path / "few_eval", "--examples", "0")
+    assert scored.returncode == 0 and json.loads((tmp_path / "few_eval" / "metrics.json").read_text())["images"] == 2
 
 
 def brute_force_crf_energy(probabilities, image, sxy, srgb, radius):

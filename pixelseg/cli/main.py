@@ -51,6 +51,8 @@ def _open_eval_dataset(args, model):
     split = args.split or stored.get("val_split") or "val"
     same_data = not args.data or (stored.get("root") and Path(args.data).resolve() == Path(stored["root"]).resolve())
     options = stored.get("options", {}) if same_data else {}
+    if args.splits_dir:
+        options = {**options, "splits_dir": args.splits_dir}
     if root is None:
         raise PixelsegError("this model does not say which data it was trained on: pass --data PATH")
     return open_dataset(layout, root, split, **options)
@@ -125,7 +127,8 @@ def cmd_eval(args) -> int:
             raise PixelsegError("--examples-by score ranks a model's predictions: not with --method")
         if not args.data:
             raise PixelsegError("--method needs --data PATH (the dataset to score it on)")
-        dataset = open_dataset(args.layout or "auto", args.data, args.split or "val")
+        dataset = open_dataset(args.layout or "auto", args.data, args.split or "val",
+                               **({"splits_dir": args.splits_dir} if args.splits_dir else {}))
         require_clean(dataset, progress=_progress(args))
         options = _key_values(args)
         result = evaluate_method(args.method, dataset, options, progress=_progress(args), examples=args.examples)
@@ -342,7 +345,8 @@ def cmd_data_weak(args) -> int:
     from pixelseg.io import label_image, write_image, write_text
     from pixelseg.utils import progress_bar
 
-    dataset = open_dataset(args.layout, args.path, args.split)
+    dataset = open_dataset(args.layout, args.path, args.split,
+                           **({"splits_dir": args.splits_dir} if args.splits_dir else {}))
     out = Path(args.out)
     if (out / "masks" / args.split).exists() and not args.overwrite:
         raise PixelsegError(f"{out / 'masks' / args.split}: already there; pass --overwrite to replace")
@@ -428,6 +432,10 @@ def layout_name(value: str) -> str:
     return value if value == "auto" else registered("pixelseg.data.layouts", "LAYOUTS")(value)
 
 
+SPLITS_DIR_HELP = ("split lists to take --split from (as data.options.splits_dir: a shipped list's name or a folder "
+                   "of <split>.txt)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelseg", description="Semantic segmentation: train, evaluate, predict, "
                                                                   "cut out, serve.")
@@ -472,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="dataset root (default: the one the model was trained on)")
     evaluate.add_argument("--layout", type=layout_name, help="dataset layout (default: detected)")
     evaluate.add_argument("--split", help="split to evaluate (default: the validation split)")
+    evaluate.add_argument("--splits-dir", help=SPLITS_DIR_HELP)
     evaluate.add_argument("--out", help="folder for metrics.json and plots (default: beside the checkpoint)")
     evaluate.add_argument("--examples", type=int, default=4,
                           help="images shown as image / truth / prediction in examples.png (0: none)")
@@ -570,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     weak.add_argument("path", help="dataset root")
     weak.add_argument("--kind", choices=("boxes", "scribbles"), required=True)
     weak.add_argument("--split", default="train", help="split to convert (default train)")
+    weak.add_argument("--splits-dir", help=SPLITS_DIR_HELP + "; a validation list then stays out")
     weak.add_argument("--fill", choices=("grabcut", "box"), default="grabcut",
                       help="boxes: GrabCut inside each box (the rest of the box ignored) or the whole box")
     weak.add_argument("--layout", default="auto", type=layout_name, help="dataset layout (default: detected)")
