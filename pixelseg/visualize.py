@@ -103,10 +103,14 @@ def plot_examples(examples: Sequence[tuple], classes: ClassInfo, path: str | Pat
                 axes[row, column].set_title(caption[0] if row else f"{title} ({caption[0]})", fontsize=9)
             elif row == 0:
                 axes[row, column].set_title(title)
-    handles = [Rectangle((0, 0), 1, 1, color=tuple(c / 255 for c in colour)) for colour in classes.palette]
-    figure.legend(handles, classes.names, loc="lower center", ncol=min(6, classes.num_classes), fontsize=8,
+    shown = sorted({int(v) for example in examples for v in np.unique(np.concatenate(
+        [np.ravel(example[1]), np.ravel(example[2])])) if 0 <= v < classes.num_classes})  # classes in the pictures
+    handles = [Rectangle((0, 0), 1, 1, color=tuple(c / 255 for c in classes.palette[i])) for i in shown]
+    columns = min(6, max(len(shown), 1))
+    figure.legend(handles, [classes.names[i] for i in shown], loc="lower center", ncol=columns, fontsize=8,
                   frameon=False)
-    figure.tight_layout(rect=(0, 0.06 if rows > 1 else 0.12, 1, 1))
+    legend_inches = 0.3 + 0.2 * -(-len(shown) // columns)
+    figure.tight_layout(rect=(0, min(0.5, legend_inches / figure.get_figheight()), 1, 1))
     _save(figure, path)
 
 
