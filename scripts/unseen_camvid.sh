@@ -17,7 +17,6 @@
 #   lovasz        Lovász-softmax in place of Dice
 #   fullres       full resolution (360x480 input, 352x480 crops)
 #   deeplabv3plus, fpn, pspnet, upernet, linknet, gcn   the architecture on the same ImageNet EfficientNet-Lite2 encoder
-#   pspnet_lr3e4  PSPNet at lr 3e-4 (at the recipe's 1e-3 its loss turns NaN in epoch 6)
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
 # Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
@@ -54,7 +53,6 @@ for row in "${ROWS[@]}"; do
     lovasz)      changes=(--set loss.dice=0 --set loss.lovasz=0.5) ;;
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
     deeplabv3plus|fpn|pspnet|upernet|linknet|gcn) changes=(--set "model.name=$row") ;;
-    pspnet_lr3e4) changes=(--set model.name=pspnet --set optimizer.lr=0.0003) ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
     da_entropy|da_self_training)
       target=runs/unseen_short/target_0006R0

@@ -42,6 +42,11 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _split_list(args) -> dict:
+    """``--splits-dir`` as the dataset option it stands for (data.options.splits_dir), or nothing."""
+    return {"splits_dir": args.splits_dir} if args.splits_dir else {}
+
+
 def _open_eval_dataset(args, model):
     from pixelseg.data import open_dataset
 
@@ -50,9 +55,7 @@ def _open_eval_dataset(args, model):
     layout = args.layout or (stored.get("layout") if not args.data else None) or "auto"
     split = args.split or stored.get("val_split") or "val"
     same_data = not args.data or (stored.get("root") and Path(args.data).resolve() == Path(stored["root"]).resolve())
-    options = stored.get("options", {}) if same_data else {}
-    if args.splits_dir:
-        options = {**options, "splits_dir": args.splits_dir}
+    options = {**(stored.get("options", {}) if same_data else {}), **_split_list(args)}
     if root is None:
         raise PixelsegError("this model does not say which data it was trained on: pass --data PATH")
     return open_dataset(layout, root, split, **options)
@@ -127,8 +130,7 @@ def cmd_eval(args) -> int:
             raise PixelsegError("--examples-by score ranks a model's predictions: not with --method")
         if not args.data:
             raise PixelsegError("--method needs --data PATH (the dataset to score it on)")
-        dataset = open_dataset(args.layout or "auto", args.data, args.split or "val",
-                               **({"splits_dir": args.splits_dir} if args.splits_dir else {}))
+        dataset = open_dataset(args.layout or "auto", args.data, args.split or "val", **_split_list(args))
         require_clean(dataset, progress=_progress(args))
         options = _key_values(args)
         result = evaluate_method(args.method, dataset, options, progress=_progress(args), examples=args.examples)
@@ -345,8 +347,7 @@ def cmd_data_weak(args) -> int:
     from pixelseg.io import label_image, write_image, write_text
     from pixelseg.utils import progress_bar
 
-    dataset = open_dataset(args.layout, args.path, args.split,
-                           **({"splits_dir": args.splits_dir} if args.splits_dir else {}))
+    dataset = open_dataset(args.layout, args.path, args.split, **_split_list(args))
     out = Path(args.out)
     if (out / "masks" / args.split).exists() and not args.overwrite:
         raise PixelsegError(f"{out / 'masks' / args.split}: already there; pass --overwrite to replace")
