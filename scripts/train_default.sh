@@ -16,8 +16,8 @@ train() {  # train CONFIG RUN: a finished run is kept, a stopped one continues (
   [ -f "$2/last.pt" ] && resume=(--resume)
   "$BIN/pixelseg" train "$1" "${resume[@]}"
 }
-RECIPE=${RECIPE:-fpn}   # fpn: FPN on EfficientNet-Lite2 (the shipped model); lite2: U-Net on the same encoder
-case $RECIPE in lite2|fpn) ;; *) echo "RECIPE must be lite2 or fpn" >&2; exit 2 ;; esac
+RECIPE=${RECIPE:-fpn}   # fpn: FPN on EfficientNet-Lite2 (the shipped model); fpn_x15: the same at 1.5x input; lite2: U-Net
+case $RECIPE in lite2|fpn|fpn_x15) ;; *) echo "RECIPE must be lite2, fpn or fpn_x15" >&2; exit 2 ;; esac
 if [ -z "${SKIP_ESTIMATE:-}" ]; then
   CHECK=runs/camvid_${RECIPE}_unseen
   train "configs/camvid_${RECIPE}_unseen.yaml" "$CHECK"
