@@ -33,17 +33,18 @@ def _save(figure: Figure, path: str | Path) -> None:
 
 
 def plot_training_curve(history: Sequence[dict], path: str | Path) -> None:
-    """Training loss per epoch and validation mIoU, side by side."""
-    figure = _figure(figsize=(10, 3.8))
-    loss_axis, miou_axis = figure.subplots(1, 2)
-    epochs = [row["epoch"] for row in history]
-    loss_axis.plot(epochs, [row["train_loss"] for row in history], marker="o", ms=3)
-    loss_axis.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    """Training loss per epoch and validation mIoU, side by side (the loss alone for a run without validation)."""
     validated = [row for row in history if row.get("val_miou") is not None]
-    miou_axis.plot([r["epoch"] for r in validated], [100 * r["val_miou"] for r in validated], marker="o", ms=3,
-                   color="tab:green")
-    miou_axis.set(xlabel="epoch", ylabel="val mIoU (%)", title="Validation mIoU")
-    for axis in (loss_axis, miou_axis):
+    figure = _figure(figsize=(10, 3.8) if validated else (5.5, 3.8))
+    axes = figure.subplots(1, 2 if validated else 1, squeeze=False)[0]
+    epochs = [row["epoch"] for row in history]
+    axes[0].plot(epochs, [row["train_loss"] for row in history], marker="o", ms=3)
+    axes[0].set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    if validated:
+        axes[1].plot([r["epoch"] for r in validated], [100 * r["val_miou"] for r in validated], marker="o", ms=3,
+                     color="tab:green")
+        axes[1].set(xlabel="epoch", ylabel="val mIoU (%)", title="Validation mIoU")
+    for axis in axes:
         axis.grid(alpha=0.3)
     _save(figure, path)
 

@@ -264,3 +264,18 @@ def test_examples_by_score_keep_the_best_and_the_worst_images_captioned():
     assert [int(example[0][0, 0, 0]) for example in spread.examples(names)] == [0, 4]
     with pytest.raises(ConfigError, match="examples_by"):
         ExamplePicker(5, 2, by="random")
+
+
+def test_training_curve_without_validation_has_no_empty_panel(tmp_path):
+    """A run with no validation split (the shipped models' final runs) plots its loss alone, not beside an empty
+    mIoU panel; with validation both panels are drawn."""
+    from PIL import Image
+
+    from pixelseg.visualize import plot_training_curve
+
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "val_miou": None} for e in range(1, 5)]
+    plot_training_curve(rows, tmp_path / "loss_only.png")
+    rows[-1]["val_miou"] = 0.5
+    plot_training_curve(rows, tmp_path / "both.png")
+    loss_only, both = (Image.open(tmp_path / name).size for name in ("loss_only.png", "both.png"))
+    assert loss_only[0] < 0.7 * both[0]
