@@ -8,7 +8,7 @@ from torch import nn
 
 import pixelseg
 from pixelseg.data import open_dataset
-from pixelseg.engine.backends import fold_batch_norms, with_backend
+from pixelseg.engine.backends import fold_batch_norms, static_same_padding, with_backend
 from pixelseg.engine.predict import predict_files
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.inference import predict_image, predict_logits, sliding_window_logits
@@ -107,6 +107,57 @@ def test_onnx_and_eager_backends_match_the_model(tmp_path):
         assert torch.allclose(produced, expected, atol=1e-4, rtol=1e-4), backend
     bf16 = with_backend(model, "eager", "bf16")(images)
     assert bf16.dtype == torch.float32 and (bf16.argmax(1) == expected.argmax(1)).float().mean() > 0.9
+
+
+def test_tf_encoders_get_static_padding_and_folded_norms_with_the_same_outputs(tmp_path):
+    """The ``tf_*`` EfficientNets pad their strided convolutions TensorFlow's way (timm's Conv2dSame) and put the
+    activation inside the batch norm (BatchNormAct2d): the eager path makes the padding fixed and folds those norms,
+    the ONNX export does the same (else torch.export reasons symbolically about every pad, minutes for Lite2)."""
+    from timm.layers.conv2d_same import Conv2dSame
+    from timm.layers.norm_act import BatchNormAct2d
+
+    model = small_model("fpn", encoder="tf_efficientnet_lite0", pretrained=False)
+    images = torch.randn(2, 3, 70, 90)  # padded to 96x96 inside: the pads are those of any multiple of 32
+    with torch.no_grad():
+        expected = model(images)
+    eager = with_backend(model, "eager")
+    assert eager.static_padding > 0 and eager.folded > 0
+    assert not any(type(m) in (Conv2dSame, BatchNormAct2d) for m in eager.network.modules())
+    assert torch.allclose(eager(images), expected, atol=1e-4, rtol=1e-4)
+    assert any(type(m) is Conv2dSame for m in model.modules())  # the model handed in is left as it was
+    pytest.importorskip("onnxruntime")
+    onnx = with_backend(model, "onnx")
+    for size in ((70, 90), (130, 40)):  # one file, any size
+        batch = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            assert torch.allclose(onnx(batch), model(batch), atol=1e-4, rtol=1e-4), size
+
+
+def test_static_padding_only_where_every_padded_size_gives_the_same_pad():
+    from timm.layers.conv2d_same import Conv2dSame
+
+    def network():
+        torch.manual_seed(0)
+        return nn.Sequential(Conv2dSame(3, 4, 3, stride=2), Conv2dSame(4, 4, 5, stride=2))
+
+    images = torch.randn(1, 3, 8, 12)
+    with torch.no_grad():
+        expected = network()(images)
+    for divisor, replaced in ((4, 2), (2, 1), (1, 0)):  # divisor 2: the second layer sees odd sizes (3, 5 ...)
+        model = network()
+        assert static_same_padding(model, divisor) == replaced
+        with torch.no_grad():
+            assert torch.allclose(model(images), expected, atol=1e-6)
+
+
+def test_eager_and_onnx_paths_take_a_model_of_other_channel_counts():
+    pytest.importorskip("onnxruntime")
+    model = small_model(in_channels=1)
+    images = torch.randn(1, 1, 40, 52)
+    with torch.no_grad():
+        expected = model(images)
+    for backend in ("eager", "onnx"):
+        assert torch.allclose(with_backend(model, backend)(images), expected, atol=1e-4, rtol=1e-4), backend
 
 
 def test_compile_backend_matches_the_model():
