@@ -24,6 +24,8 @@ Sections (docs/performance.md holds their output with this command):
   by 4 against one window at a time.
 - ``folder``: ``predict_files`` on CamVid val images with decoding and writing in background threads against
   one thing after the other.
+- ``shipped``: the shipped models' networks (CamVid through its twin, which never saw its validation sequence) on
+  every path against smp's nearest eager network: latency and mIoU on unseen validation data, side by side.
 - ``throughput``: images per second of ``pixelseg predict`` with each shipped model at its default backend
   (``--images`` and 3x as many images; the difference leaves start-up out).
 """
@@ -338,9 +340,82 @@ def section_throughput(args) -> None:
     print()
 
 
+SHIPPED = [  # label, model, training split (INT8 calibration), smp's nearest network: class, encoder, options
+    ("camvid's twin (FPN, EfficientNet-Lite2, 1.5x input; scored on 0006R0, which it never saw)",
+     "docs/results/camvid_twin", "train_0001TP_0016E5", "FPN", "tu-tf_efficientnet_lite2", {}),
+    ("portrait (U-Net, EfficientNet-Lite0; scored on its 137 held-out portraits)", "portrait", "train", "Unet",
+     "tu-tf_efficientnet_lite0", {"decoder_channels": (128, 64, 32, 16, 16)}),
+]
+
+
+def shipped_paths(model, train, folder: Path) -> dict:
+    """Every inference path worth having for ``model`` on this CPU: eager float32, eager and compiled bf16 where
+    the CPU has fast bf16, onnxruntime float32 and INT8 (calibrated on 32 images spread over ``train``)."""
+    from pixelseg.engine.backends import OnnxModel, export_onnx, quantize_onnx
+    from pixelseg.engine.hardware import cpu_has_fast_bf16
+
+    paths = {"eager fp32": with_backend(model, "eager")}
+    if cpu_has_fast_bf16():
+        paths["eager bf16"] = with_backend(model, "eager", "bf16")
+        paths["compile bf16"] = with_backend(model, "compile", "bf16")
+    float_path = export_onnx(model, folder / "float.onnx")
+    paths["onnx fp32"] = OnnxModel(float_path)
+    calibration = [train.read_image(int(i)) for i in np.linspace(0, len(train) - 1, min(32, len(train)))]
+    paths["onnx int8"] = OnnxModel(quantize_onnx(model, float_path, folder / "int8.onnx", calibration))
+    return paths
+
+
+def section_shipped(args) -> None:
+    """The shipped models' networks on each path: latency against smp's nearest eager float32 network on the same
+    input (a validation image as the network sees it: scaled, padded) and mIoU on validation data the model never
+    trained on, so that a path's speed and the accuracy it keeps are read side by side."""
+    import segmentation_models_pytorch as smp
+
+    from pixelseg.data import open_dataset
+    from pixelseg.engine.auto_backend import model_validation_data
+    from pixelseg.engine.backends import calibration_batches
+    from pixelseg.engine.evaluate import evaluate
+
+    print("## Inference paths of the shipped networks: speed and the accuracy they keep\n")
+    print(f"{torch.get_num_threads()} CPU threads; latency: median of {args.repeats} alternating runs on one "
+          "validation image as the network sees it; mIoU: every image of the model's validation split\n")
+    print("| model | path | network input | latency (ms) | vs smp eager fp32 | vs eager fp32 | mIoU | points vs fp32 |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for label, name, train_split, smp_name, smp_encoder, smp_options in SHIPPED:
+        model = pixelseg.load(name).eval()
+        val = model_validation_data(model)
+        if val is None:
+            raise SystemExit(f"{name}: its validation data is not here (../shared/data or $PIXELSEG_DATA)")
+        stored = model.meta["data"]
+        train = open_dataset(stored.get("layout"), stored["root"], train_split, **(stored.get("options") or {}))
+        batch = torch.from_numpy(next(calibration_batches(model, [val.read_image(0)]))["images"])
+        torch.manual_seed(0)
+        theirs = getattr(smp, smp_name)(smp_encoder, encoder_weights=None, classes=model.classes.num_classes,
+                                        **smp_options).eval()
+        folder = Path(tempfile.mkdtemp(prefix="pixelseg-bench-"))
+        runners = {"smp": theirs, **shipped_paths(model, train, folder)}
+        times: dict[str, list[float]] = {key: [] for key in runners}
+        with torch.inference_mode():
+            for runner in runners.values():  # warm-up (compiles the compile path)
+                runner(batch), runner(batch)
+            for _ in range(args.repeats):
+                for key, runner in runners.items():
+                    times[key].append(seconds(runner, batch))
+        scores = {key: evaluate(runner, val, progress=False).metrics["miou"] for key, runner in runners.items()
+                  if key != "smp"}
+        smp_ms, fp32_ms = median_ms(times["smp"]), median_ms(times["eager fp32"])
+        size = "x".join(str(v) for v in batch.shape[-2:])
+        print(f"| {label} | smp eager fp32 (random weights) | {size} | {smp_ms:.0f} | 1.00x | | | |")
+        for key, miou in scores.items():
+            ms = median_ms(times[key])
+            print(f"| {label} | {key} | {size} | {ms:.0f} | {smp_ms / ms:.2f}x | {fp32_ms / ms:.2f}x | "
+                  f"{100 * miou:.2f} % | {100 * (miou - scores['eager fp32']):+.2f} |", flush=True)
+    print()
+
+
 SECTIONS = {"peers": section_peers, "roofline": section_roofline, "agreement": section_agreement,
             "mixed": section_mixed, "scaling": section_scaling, "window": section_window, "folder": section_folder,
-            "throughput": section_throughput}
+            "throughput": section_throughput, "shipped": section_shipped}
 
 
 def main() -> None:

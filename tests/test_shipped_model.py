@@ -63,6 +63,16 @@ def test_shipped_portrait_model_is_small_and_loads_by_name():
     assert model.classes.names == ["background", "person"] and model.meta["inference_long_side"] == 256
 
 
+@pytest.mark.parametrize("name", ["camvid", "portrait"])
+def test_shipped_model_meta_names_no_path_of_the_machine_it_was_trained_on(name):
+    """The data root is a dataset name and the encoder weights name their package: a shipped file carries no
+    absolute path (it would point nowhere on a user's machine and say where ours live)."""
+    import json
+
+    text = json.dumps(pixelseg.load(name).meta)
+    assert not any(marker in text for marker in ('"/', " (/", "/site-packages/", "/home/", "/root/")), text
+
+
 def portrait_photo(index: int = 0):
     dataset = open_dataset("folder", requires_shared("portrait"), "val", splits_dir="portrait_last_digit_0")
     return dataset.read(index)
