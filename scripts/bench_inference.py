@@ -89,6 +89,19 @@ def median_ms(values: list[float]) -> float:
     return 1000 * statistics.median(values)
 
 
+def alternating_times(runners: dict, images: torch.Tensor, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each runner on ``images``: two warm-up calls each (the compile path compiles), then
+    ``repeats`` rounds that call every runner once, so that the machine's noise hits all alike."""
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    with torch.inference_mode():
+        for runner in runners.values():
+            runner(images), runner(images)
+        for _ in range(repeats):
+            for key, runner in runners.items():
+                times[key].append(seconds(runner, images))
+    return times
+
+
 def section_peers(args) -> None:
     import segmentation_models_pytorch as smp
 
@@ -106,13 +119,7 @@ def section_peers(args) -> None:
         folder = Path(tempfile.mkdtemp(prefix="pixelseg-bench-"))
         for path_label, backend, precision in PATHS:
             runners[path_label] = path_runner(ours, backend, precision, folder)
-        times: dict[str, list[float]] = {key: [] for key in runners}
-        with torch.inference_mode():
-            for runner in runners.values():  # warm-up (compiles the compile path)
-                runner(images), runner(images)
-            for _ in range(args.repeats):
-                for key, runner in runners.items():
-                    times[key].append(seconds(runner, images))
+        times = alternating_times(runners, images, args.repeats)
         smp_ms = median_ms(times["smp"])
         cells = [f"{median_ms(times[key]):.0f} ({smp_ms / median_ms(times[key]):.2f}x)" for key, _, _ in PATHS]
         print(f"| {label} | {smp_ms:.0f} | " + " | ".join(cells) + " |", flush=True)
@@ -394,13 +401,7 @@ def section_shipped(args) -> None:
                                         **smp_options).eval()
         folder = Path(tempfile.mkdtemp(prefix="pixelseg-bench-"))
         runners = {"smp": theirs, **shipped_paths(model, train, folder)}
-        times: dict[str, list[float]] = {key: [] for key in runners}
-        with torch.inference_mode():
-            for runner in runners.values():  # warm-up (compiles the compile path)
-                runner(batch), runner(batch)
-            for _ in range(args.repeats):
-                for key, runner in runners.items():
-                    times[key].append(seconds(runner, batch))
+        times = alternating_times(runners, batch, args.repeats)
         scores = {key: evaluate(runner, val, progress=False).metrics["miou"] for key, runner in runners.items()
                   if key != "smp"}
         smp_ms, fp32_ms = median_ms(times["smp"]), median_ms(times["eager fp32"])
