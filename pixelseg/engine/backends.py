@@ -78,7 +78,7 @@ def fold_batch_norms(model: nn.Module, example: torch.Tensor, with_activation: b
     norms_used = {}
     for conv, norm in pairs:  # a norm that follows several convolutions (shared module) cannot be folded
         norms_used.setdefault(id(norm), set()).add(id(conv))
-    parents = {id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()}
+    parents = _parents(model)
     folded = set()
     for conv, norm in pairs:
         if id(norm) in folded or len(norms_used[id(norm)]) > 1 or not norm.track_running_stats:
@@ -94,6 +94,11 @@ def fold_batch_norms(model: nn.Module, example: torch.Tensor, with_activation: b
         setattr(parent, name, nn.Identity() if type(norm) is nn.BatchNorm2d else norm.act)  # drop: none in eval
         folded.add(id(norm))
     return len(folded)
+
+
+def _parents(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
+    """Each submodule's id -> (the module holding it, its attribute name there): where to put its replacement."""
+    return {id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()}
 
 
 def _foldable_norms() -> tuple[type, ...]:
@@ -128,7 +133,7 @@ def static_same_padding(model: nn.Module, divisor: int) -> int:
     finally:
         for hook in hooks:
             hook.remove()
-    parents = {id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()}
+    parents = _parents(model)
     replaced = 0
     for conv in [m for m in model.modules() if type(m) is Conv2dSame]:
         if id(conv) not in parents or any(size % s for size in sizes.get(id(conv), {1}) for s in conv.stride):
