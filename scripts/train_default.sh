@@ -18,23 +18,8 @@ train() {  # train CONFIG RUN: a finished run is kept, a stopped one continues (
   [ -f "$2/last.pt" ] && resume=(--resume)
   "$BIN/pixelseg" train "$1" "${resume[@]}"
 }
-ship() {  # ship MODEL FOLDER: the model in float16, its data named portably (root, split lists by name)
-  "$BIN/python" - "$@" <<'PY'
-import sys
-
-import torch
-
-import pixelseg
-
-source, target = sys.argv[1:3]
-model = pixelseg.load(source)
-model.meta["data"]["root"] = "camvid"  # a named dataset under $PIXELSEG_DATA, not this machine's path
-model.meta["data"]["options"] = {"splits_dir": "camvid_sequences"}  # the shipped split lists, by name
-model.meta["data"]["val_split"] = "val_0006R0"  # what `pixelseg eval` scores: unseen by the twin only
-model.meta["encoder_weights"] = model.meta.get("encoder_weights", "").split(" (/")[0]  # no local path
-pixelseg.save_model(model, target, dtype=torch.float16)
-print(f"written: {target}")
-PY
+ship() {  # ship MODEL FOLDER: float16, the data named portably (root, split lists by name), no local path
+  "$BIN/python" scripts/ship_model.py "$1" "$2" --root camvid --splits-dir camvid_sequences --val-split val_0006R0
 }
 RECIPE=${RECIPE:-fpn_x15}   # fpn_x15: FPN on EfficientNet-Lite2 at 1.5x input (shipped); fpn: at 1.0x; lite2: U-Net
 case $RECIPE in lite2|fpn|fpn_x15) ;; *) echo "RECIPE must be lite2, fpn or fpn_x15" >&2; exit 2 ;; esac

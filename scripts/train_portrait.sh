@@ -14,19 +14,7 @@ if [ ! -d "$RUN/model" ]; then
   [ -f "$RUN/last.pt" ] && resume=(--resume)
   "$BIN/pixelseg" train configs/portrait_lite0.yaml "${resume[@]}"
 fi
-"$BIN/python" - "$RUN" <<'PY'
-import sys
-
-import torch
-
-import pixelseg
-
-model = pixelseg.load(f"{sys.argv[1]}/model")
-model.meta["data"]["root"] = "portrait"  # a named dataset under $PIXELSEG_DATA, not this machine's path
-model.meta["data"]["options"] = {"splits_dir": "portrait_last_digit_0"}  # the shipped split lists, by name
-model.meta["inference_long_side"] = 256  # any photo's longer side to the training images' 256 pixels
-model.meta["encoder_weights"] = model.meta.get("encoder_weights", "").split(" (/")[0]  # no local path
-pixelseg.save_model(model, "pixelseg/weights/portrait", dtype=torch.float16)
-print("shipped: pixelseg/weights/portrait")
-PY
+# float16, the data named portably, any photo's longer side to the training images' 256 pixels
+"$BIN/python" scripts/ship_model.py "$RUN/model" pixelseg/weights/portrait --root portrait \
+  --splits-dir portrait_last_digit_0 --set inference_long_side=256
 "$BIN/pixelseg" eval portrait --backend eager --boundary-f1 --out "$RUN/eval_val" --examples 6
