@@ -55,6 +55,15 @@ def test_grabcut_pseudo_mask_recovers_the_objects_inside_their_boxes():
     assert np.array_equal(whole == 1, mask == 1)
 
 
+def test_a_box_as_large_as_the_image_keeps_its_centre_and_ignores_its_border():
+    """GrabCut needs background pixels outside the box; a portrait filling the frame gives none (it crashed the
+    whole `pixelseg data weak` run on the portrait dataset)."""
+    image, _ = scene()
+    target = box_pseudo_mask(image, [(1, 0, 0, 100, 80)])
+    assert np.all(target[20:60, 25:75] == 1)  # the centre: half the width and height
+    assert np.all(target[:20] == 255) and np.all(target[:, :25] == 255) and np.all(target[60:] == 255)
+
+
 def test_boxes_outside_the_image_or_of_unknown_classes_are_errors(tmp_path):
     with pytest.raises(DataError, match="a.png: box \\[90, 0, 120, 10\\] is outside the 100x80 image"):
         check_boxes([(1, 90, 0, 120, 10)], 80, 100, 3, "a.png")

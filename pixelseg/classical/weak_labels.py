@@ -67,7 +67,12 @@ def check_boxes(boxes: list[Box], height: int, width: int, num_classes: int, sou
 def box_pseudo_mask(image: np.ndarray, boxes: list[Box], background: int = 0, ignore_index: int = IGNORE_INDEX,
                     method: str = "grabcut") -> np.ndarray:
     """The training target of an image with boxes: GrabCut's foreground (``method="grabcut"``) or the whole box
-    (``"box"``) takes the box's class, the rest of each box is ignored, outside the boxes is ``background``."""
+    (``"box"``) takes the box's class, the rest of each box is ignored, outside the boxes is ``background``.
+
+    Where GrabCut cannot run (a box that leaves it no background pixels, such as a portrait filling the frame), the
+    box's centre (half its width and height) takes the class and the rest is ignored, like Simple Does It's
+    "Box^i" targets that trust only a box's inner region.
+    """
     target = np.full(image.shape[:2], background, dtype=np.uint8)
     for c, x0, y0, x1, y1 in sorted(boxes, key=lambda b: -(b[3] - b[1]) * (b[4] - b[2])):
         inside = np.zeros(image.shape[:2], dtype=bool)
@@ -75,8 +80,12 @@ def box_pseudo_mask(image: np.ndarray, boxes: list[Box], background: int = 0, ig
         if method == "box" or x1 - x0 < 4 or y1 - y0 < 4:
             target[inside] = c
             continue
-        foreground = grabcut(image, box=(x0, y0, x1, y1)).astype(bool) & inside
         target[inside] = ignore_index
+        try:
+            foreground = grabcut(image, box=(x0, y0, x1, y1)).astype(bool) & inside
+        except ValueError:  # no pixel outside the box to learn the background from (a box as large as the image)
+            foreground = np.zeros_like(inside)
+            foreground[(3 * y0 + y1) // 4:(y0 + 3 * y1) // 4, (3 * x0 + x1) // 4:(x0 + 3 * x1) // 4] = True
         target[foreground] = c
     return target
 

@@ -360,8 +360,11 @@ def cmd_data_weak(args) -> int:
         else:
             boxes = boxes_from_mask(mask, ignore_index=dataset.classes.ignore_index)
             boxes_file[sample.name] = [{"class": c, "box": [x0, y0, x1, y1]} for c, x0, y0, x1, y1 in boxes]
-            target = box_pseudo_mask(dataset.read_image(index), boxes, ignore_index=dataset.classes.ignore_index,
-                                     method=args.fill)
+            try:
+                target = box_pseudo_mask(dataset.read_image(index), boxes,
+                                         ignore_index=dataset.classes.ignore_index, method=args.fill)
+            except ValueError as error:
+                raise PixelsegError(f"{sample.image}: no target from its boxes ({error})") from None
         write_image(out / "masks" / args.split / f"{sample.name}.png", label_image(target))
         link = out / "images" / args.split / Path(sample.image).name
         if not link.exists():
