@@ -1,6 +1,6 @@
 """pixelseg's models against segmentation_models_pytorch's and torchvision's of the same architecture and encoder.
 
-    pip install segmentation-models-pytorch      # the "bench" extra: pip install -e .[bench]
+    pip install segmentation-models-pytorch transformers     # the "bench" extra: pip install -e .[bench]
     python scripts/compare_peers.py --size 512,512 --repeats 10
 
 Both models of a pair are built with random weights, put in eval mode and timed under ``torch.inference_mode``
@@ -14,9 +14,30 @@ import argparse
 import statistics
 
 import torch
+import torch.nn.functional as F
 
 import pixelseg
 from pixelseg.engine.benchmark import timed_call
+
+
+class SemanticMaskFormer(torch.nn.Module):
+    """Hugging Face's MaskFormer with the semantic inference pixelseg's runs (the paper's marginalisation, masks
+    upsampled to the input first, as ``post_process_semantic_segmentation`` does), so both sides do the same work."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        from transformers import MaskFormerConfig, MaskFormerForInstanceSegmentation, ResNetConfig
+
+        backbone = ResNetConfig(depths=[3, 4, 6, 3], hidden_sizes=[256, 512, 1024, 2048], layer_type="bottleneck",
+                                out_features=["stage1", "stage2", "stage3", "stage4"])
+        config = MaskFormerConfig(backbone_config=backbone, num_labels=num_classes, num_queries=100)
+        self.model = MaskFormerForInstanceSegmentation(config)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.model(pixel_values=images)
+        masks = F.interpolate(out.masks_queries_logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        marginals = torch.einsum("nqc,nqhw->nchw", out.class_queries_logits.softmax(-1)[..., :-1], masks.sigmoid())
+        return marginals.clamp_min(1e-6).log()
 
 
 def peers(num_classes: int):
@@ -52,6 +73,8 @@ def peers(num_classes: int):
                                strict_img_size=False), "smp")
     yield ("LinkNet, ResNet-18", lambda: ours("linknet", encoder="resnet18"),
            lambda: smp.Linknet("resnet18", encoder_weights=None, classes=num_classes), "smp")
+    yield ("MaskFormer, ResNet-50, 100 queries", lambda: ours("maskformer", encoder="resnet50"),
+           lambda: SemanticMaskFormer(num_classes), "transformers")
 
 
 def timed(model, images: torch.Tensor) -> float:

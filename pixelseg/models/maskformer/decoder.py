@@ -9,20 +9,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _conv_gn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-                         nn.GroupNorm(min(32, out_channels), out_channels), nn.ReLU(inplace=True))
+def _conv_gn(in_channels: int, out_channels: int, kernel_size: int, relu: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+              nn.GroupNorm(min(32, out_channels), out_channels)]
+    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
 
 
 class PixelDecoder(nn.Module):
-    """The FPN-style pixel decoder: lateral 1x1 convs, top-down 2x upsampling and sums, 3x3 output convs (GroupNorm),
-    and a 3x3 conv to the per-pixel embeddings at stride 4."""
+    """The FPN-style pixel decoder: lateral 1x1 convs (GroupNorm, no activation, as the authors' BasePixelDecoder),
+    top-down 2x upsampling and sums, 3x3 output convs (GroupNorm + ReLU), and a 3x3 conv to the per-pixel
+    embeddings at stride 4."""
 
     def __init__(self, encoder_channels: list[int], channels: int = 256, mask_dim: int = 256) -> None:
         super().__init__()
-        self.lateral = nn.ModuleList(_conv_gn_relu(c, channels, 1) for c in encoder_channels[:-1])
-        self.top = _conv_gn_relu(encoder_channels[-1], channels, 3)
-        self.output = nn.ModuleList(_conv_gn_relu(channels, channels, 3) for _ in encoder_channels[:-1])
+        self.lateral = nn.ModuleList(_conv_gn(c, channels, 1, relu=False) for c in encoder_channels[:-1])
+        self.top = _conv_gn(encoder_channels[-1], channels, 3)
+        self.output = nn.ModuleList(_conv_gn(channels, channels, 3) for _ in encoder_channels[:-1])
         self.mask_features = nn.Conv2d(channels, mask_dim, 3, padding=1)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
@@ -71,7 +73,8 @@ class DecoderLayer(nn.Module):
 class TransformerPredictor(nn.Module):
     """N learnt queries decoded against the deepest features (projected to ``width``, sine positions) by ``layers``
     DETR layers; after every layer (deep supervision) a linear class head (K + 1 with "no object") and an MLP to a
-    mask embedding whose dot product with the per-pixel embeddings gives that query's mask logits."""
+    mask embedding whose dot product with the per-pixel embeddings gives that query's mask logits. In eval mode only
+    the last layer's predictions are made (one list entry): the others serve the training loss alone."""
 
     def __init__(self, in_channels: int, num_classes: int, queries: int = 100, width: int = 256, layers: int = 6,
                  heads: int = 8, feedforward: int = 2048, dropout: float = 0.1, mask_dim: int = 256) -> None:
@@ -91,8 +94,10 @@ class TransformerPredictor(nn.Module):
         memory = memory.flatten(2).transpose(1, 2)
         query_pos = self.query_embedding.weight[None].expand(memory.shape[0], -1, -1)
         queries, predictions = torch.zeros_like(query_pos), []
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
             queries = layer(queries, query_pos, memory, memory_pos)
+            if not self.training and index < len(self.layers) - 1:
+                continue  # the intermediate predictions only feed the deep-supervision loss
             normed = self.norm(queries)
             masks = torch.einsum("nqc,nchw->nqhw", self.mask_head(normed), pixel_embeddings)
             predictions.append({"class_logits": self.class_head(normed), "mask_logits": masks})
