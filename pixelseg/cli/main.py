@@ -440,12 +440,8 @@ SPLITS_DIR_HELP = ("split lists to take --split from (as data.options.splits_dir
                    "of <split>.txt)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixelseg", description="Semantic segmentation: train, evaluate, predict, "
-                                                                  "cut out, serve.")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_train_parser(commands) -> None:
+    """``pixelseg train CONFIG``."""
     train = commands.add_parser("train", help="train a model from a YAML config")
     train.add_argument("config", help="YAML config (see configs/)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -456,29 +452,33 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="dataset root (data.root)")
     train.set_defaults(func=cmd_train)
 
-    def inference_options(sub):
-        sub.add_argument("--scale", type=float, help="network input scale (default: the model's training scale)")
-        sub.add_argument("--tile", help="sliding-window tile HEIGHT,WIDTH for large images")
-        sub.add_argument("--overlap", type=float, default=0.33, help="sliding-window overlap (0..1)")
-        sub.add_argument("--flip", action="store_true", help="test-time augmentation: average with the mirror image")
-        sub.add_argument("--scales", help="test-time augmentation: average over these multiples of the scale, "
-                                          "e.g. 0.75,1,1.25")
-        sub.add_argument("--backend", default="auto", type=backend_name,
-                         help="auto (default): the fastest of eager float32 / bf16 / the ONNX files beside the model "
-                              "that keeps the mIoU within 0.2 points on the model's validation data (measured once, "
-                              "cached); eager: PyTorch with batch norms folded and channels-last; onnx: onnxruntime; "
-                              "compile: torch.compile (slow first call per image size)")
-        sub.add_argument("--precision", choices=("fp32", "bf16"),
-                         help="bf16: bfloat16 on CPUs that have it (about 2x faster, a few class-map pixels differ; "
-                              "eager and compile only); default fp32, or the choice of --backend auto")
+def inference_options(sub) -> None:
+    """The options of every command that runs a model on images (eval, predict)."""
+    sub.add_argument("--scale", type=float, help="network input scale (default: the model's training scale)")
+    sub.add_argument("--tile", help="sliding-window tile HEIGHT,WIDTH for large images")
+    sub.add_argument("--overlap", type=float, default=0.33, help="sliding-window overlap (0..1)")
+    sub.add_argument("--flip", action="store_true", help="test-time augmentation: average with the mirror image")
+    sub.add_argument("--scales", help="test-time augmentation: average over these multiples of the scale, "
+                                      "e.g. 0.75,1,1.25")
+    sub.add_argument("--backend", default="auto", type=backend_name,
+                     help="auto (default): the fastest of eager float32 / bf16 / the ONNX files beside the model "
+                          "that keeps the mIoU within 0.2 points on the model's validation data (measured once, "
+                          "cached); eager: PyTorch with batch norms folded and channels-last; onnx: onnxruntime; "
+                          "compile: torch.compile (slow first call per image size)")
+    sub.add_argument("--precision", choices=("fp32", "bf16"),
+                     help="bf16: bfloat16 on CPUs that have it (about 2x faster, a few class-map pixels differ; "
+                          "eager and compile only); default fp32, or the choice of --backend auto")
 
-    def method_options(sub):
-        sub.add_argument("--method", help="a classical method instead of a model: " + ", ".join(METHOD_NAMES))
-        sub.add_argument("--option", action="append", metavar="KEY=VALUE",
-                         help="an option of the method, e.g. segments=300 or box=[10,10,200,150]")
-        sub.add_argument("--crf", action="store_true", help="refine the model's output with a dense CRF")
-        sub.add_argument("--crf-iterations", type=int, default=5, help="mean-field iterations of the dense CRF")
+def method_options(sub) -> None:
+    """The classical-method and CRF options of eval and predict."""
+    sub.add_argument("--method", help="a classical method instead of a model: " + ", ".join(METHOD_NAMES))
+    sub.add_argument("--option", action="append", metavar="KEY=VALUE",
+                     help="an option of the method, e.g. segments=300 or box=[10,10,200,150]")
+    sub.add_argument("--crf", action="store_true", help="refine the model's output with a dense CRF")
+    sub.add_argument("--crf-iterations", type=int, default=5, help="mean-field iterations of the dense CRF")
 
+def _add_eval_parser(commands) -> None:
+    """``pixelseg eval [CHECKPOINT]``."""
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint (or a classical method) at full resolution")
     evaluate.add_argument("checkpoint", nargs="?", help="best.pt / last.pt or a model folder")
     evaluate.add_argument("--data", help="dataset root (default: the one the model was trained on)")
@@ -498,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     method_options(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
+def _add_predict_parser(commands) -> None:
+    """``pixelseg predict INPUTS``."""
     predict = commands.add_parser("predict", help="predict images, folders or globs")
     predict.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     predict.add_argument("--model", help="checkpoint, model folder or shipped model name (default: camvid)")
@@ -507,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     method_options(predict)
     predict.set_defaults(func=cmd_predict)
 
+def _add_export_parser(commands) -> None:
+    """``pixelseg export CHECKPOINT OUTPUT``."""
     export = commands.add_parser("export", help="write a model as ONNX (dynamic batch, height and width)")
     export.add_argument("checkpoint", help="checkpoint, model folder or shipped model name")
     export.add_argument("output", help="the .onnx file to write")
@@ -521,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HEIGHT,WIDTH of the random input the export is checked on (default 256,320)")
     export.set_defaults(func=cmd_export)
 
+def _add_cutout_parser(commands) -> None:
+    """``pixelseg cutout INPUTS``."""
     cutout = commands.add_parser("cutout", help="cut the foreground out of images (RGBA PNG)")
     cutout.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     cutout.add_argument("--out", default="cutouts", help="output folder (default: ./cutouts)")
@@ -541,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     cutout.add_argument("--mask", action="store_true", help="also write <stem>_mask.png (the alpha)")
     cutout.set_defaults(func=cmd_cutout)
 
+def _add_serve_parser(commands) -> None:
+    """``pixelseg serve``."""
     server = commands.add_parser("serve", help="web page and REST API for segmentation and cutouts")
     server.add_argument("--host", default="127.0.0.1", help="interface (default: localhost only)")
     server.add_argument("--port", type=int, default=8000)
@@ -551,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds a request waits for a free slot before 503")
     server.set_defaults(func=cmd_serve)
 
+def _add_data_parser(commands) -> None:
+    """``pixelseg data check|split|weak PATH``."""
     data = commands.add_parser("data", help="dataset tools")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     check = data_commands.add_parser("check", help="list counts, sizes, class frequencies and every problem")
@@ -591,11 +601,15 @@ def build_parser() -> argparse.ArgumentParser:
     weak.add_argument("--overwrite", action="store_true", help="replace existing targets")
     weak.set_defaults(func=cmd_data_weak)
 
+def _add_models_parser(commands) -> None:
+    """``pixelseg models``."""
     models = commands.add_parser("models", help="list the architectures: paper, year, parameters at the defaults")
     models.add_argument("--no-params", dest="params", action="store_false",
                         help="leave out the parameter counts (they take seconds to count)")
     models.set_defaults(func=cmd_models)
 
+def _add_benchmark_parser(commands) -> None:
+    """``pixelseg benchmark [MODELS]``."""
     bench = commands.add_parser("benchmark", help="parameters, GFLOPs, CPU latency and peak memory per architecture")
     bench.add_argument("models", nargs="*", help="architectures (default: all)")
     bench.add_argument("--size", default="360,480", help="input HEIGHT,WIDTH (default 360,480)")
@@ -610,10 +624,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="with --backend")
     bench.set_defaults(func=cmd_benchmark)
 
+def _add_demo_parser(commands) -> None:
+    """``pixelseg demo``."""
     demo = commands.add_parser("demo", help="generate a small dataset, train, evaluate and predict on it")
     demo.add_argument("--out", default="runs/demo", help="demo folder")
     demo.add_argument("--epochs", type=int, default=12)
     demo.set_defaults(func=cmd_demo)
+
+
+COMMAND_PARSERS = (
+    _add_train_parser, _add_eval_parser, _add_predict_parser, _add_export_parser, _add_cutout_parser,
+    _add_serve_parser, _add_data_parser, _add_models_parser, _add_benchmark_parser, _add_demo_parser,
+)
+"""One function per command, in the order ``pixelseg --help`` lists them: a new command adds its own here."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixelseg", description="Semantic segmentation: train, evaluate, predict, "
+                                                                  "cut out, serve.")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add_parser in COMMAND_PARSERS:
+        add_parser(commands)
     return parser
 
 
