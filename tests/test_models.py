@@ -522,15 +522,19 @@ def test_maskformer_matching_pairs_each_segment_with_the_query_that_predicts_it(
 
 
 def test_maskformer_learns_a_toy_scene_through_its_own_loss_and_marginalises_at_inference():
+    # The classes are written into the images' colours, so that the toy is learnt the same on any thread count
+    # (noise images made the network memorise positions: 74-99 % accuracy depending on threads and steps).
     torch.manual_seed(0)
     model = create("maskformer", num_classes=4, **SMALL["maskformer"])
-    optimiser = torch.optim.AdamW(model.parameters(), 2e-3)
-    images = torch.randn(2, 3, 64, 64)
+    optimiser = torch.optim.AdamW(model.parameters(), 1e-3)
     labels = torch.zeros(2, 64, 64, dtype=torch.long)
     labels[:, :, 32:], labels[1, 40:, :20], labels[:, :8] = 1, 3, 255
+    images = 0.3 * torch.randn(2, 3, 64, 64)
+    images[:, 0] += (labels == 1).float()
+    images[:, 1] += (labels == 3).float()
     model.train()
     first = None
-    for _ in range(60):  # 40 were enough with a ReLU on the pixel decoder's laterals, which the authors' code has not
+    for _ in range(60):
         loss = model.training_loss(None, model(images), labels)
         first = first if first is not None else loss.item()
         optimiser.zero_grad()
