@@ -40,6 +40,31 @@ def test_run_folder_contents(trained_run):
     assert log["minutes"] == pytest.approx(sum(float(r["seconds"]) for r in rows) / 60)
 
 
+def _same_weights(model_dir, checkpoint_path) -> bool:
+    from safetensors.torch import load_file
+
+    saved, state = load_file(str(model_dir / "model.safetensors")), load_checkpoint(checkpoint_path)["model"]
+    return saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in saved)
+
+
+def test_model_folder_comes_from_the_best_epoch_or_with_keep_last_from_the_last(trained_run, shapes_root, tmp_path,
+                                                                                monkeypatch):
+    assert _same_weights(trained_run / "model", trained_run / "best.pt")
+    scores = iter([0.9, 0.1])  # the validations of epochs 1 and 2: best.pt stays at epoch 1
+
+    class Scored:
+        def __init__(self, *args, **kwargs):
+            self.metrics = {"miou": next(scores), "pixel_accuracy": 0.5}
+
+    monkeypatch.setattr(train_module, "evaluate", Scored)
+    train(config_from_dict(tiny_config(shapes_root, tmp_path, keep="last", steps_per_epoch=2)), progress=False)
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    assert _same_weights(tmp_path / "model", tmp_path / "last.pt")
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    with pytest.raises(ConfigError, match="keep"):
+        config_from_dict(tiny_config(shapes_root, tmp_path, keep="newest"))
+
+
 def test_read_log_names_a_broken_log(tmp_path):
     (tmp_path / "log.csv").write_text("epoch,train_loss\n1,0.5\n")  # no seconds column
     with pytest.raises(DataError, match="log.csv: not a training log"):

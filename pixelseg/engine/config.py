@@ -137,6 +137,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels (cuDNN autotuning off): same seed -> same metrics on GPUs too
     channels_last: bool = True  # weights and batches in channels-last layout: same arithmetic, faster convolutions
     logger: str = "none"  # none, or tensorboard: per-step loss, lr, data and step time, per-epoch metrics
+    keep: str = "best"  # model/ from: best (the best val mIoU) or last (the last epoch, unpicked by the val split)
 
 
 @dataclass
@@ -210,6 +211,7 @@ CHOICES = {
     "optimizer.name": ("adamw", "sgd"),
     "schedule.name": ("poly", "cosine", "constant"),
     "train.amp": ("auto", "bf16", "fp16", "off"),
+    "train.keep": ("best", "last"),
 }
 
 

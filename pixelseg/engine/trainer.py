@@ -512,13 +512,15 @@ def end_epoch(run: Run, state: TrainingState, epoch: int, progress_now: EpochPro
     distributed.barrier(run.context)
 
 
-def save_best_model(run: Run) -> None:
-    """``model/`` (safetensors + JSON) from ``best.pt``: what ``pixelseg.load`` and the other commands take."""
+def save_model_folder(run: Run) -> None:
+    """``model/`` (safetensors + JSON) from ``best.pt`` (or ``last.pt`` with ``train.keep: last``): what
+    ``pixelseg.load`` and the other commands take. A val figure of the best epoch is picked by that val split; a run
+    whose val split is also its reported figure (a held-out sequence) keeps the last epoch instead."""
     if run.context.is_main:
-        best = load_checkpoint(run.out_dir / "best.pt")
-        weights = run.method.shipped_weights(best)  # the model's own, or a mean teacher's teacher
-        save_model(build_from_config(best["model_config"], best["model_meta"], weights, run.out_dir / "best.pt"),
-                   run.out_dir / "model")
+        source = run.out_dir / ("last.pt" if run.config.train.keep == "last" else "best.pt")
+        kept = load_checkpoint(source)
+        weights = run.method.shipped_weights(kept)  # the model's own, or a mean teacher's teacher
+        save_model(build_from_config(kept["model_config"], kept["model_meta"], weights, source), run.out_dir / "model")
     distributed.barrier(run.context)
 
 
@@ -546,7 +548,7 @@ def train(config: Config, resume: bool | str | Path = False, progress: bool = Tr
             end_epoch(run, state, epoch, progress_now)
             if stop_requested() and epoch < config.train.epochs:  # asked during validation or the last step
                 raise _stopped(run, f"stopped after epoch {epoch};", barrier=False)
-    save_best_model(run)
+    save_model_folder(run)
     return run.out_dir
 
 
