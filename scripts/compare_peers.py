@@ -14,10 +14,10 @@ import argparse
 import statistics
 
 import torch
-import torch.nn.functional as F
 
 import pixelseg
 from pixelseg.engine.benchmark import timed_call
+from pixelseg.models.maskformer.model import semantic_log_scores
 
 
 class SemanticMaskFormer(torch.nn.Module):
@@ -35,9 +35,7 @@ class SemanticMaskFormer(torch.nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.model(pixel_values=images)
-        masks = F.interpolate(out.masks_queries_logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        marginals = torch.einsum("nqc,nqhw->nchw", out.class_queries_logits.softmax(-1)[..., :-1], masks.sigmoid())
-        return marginals.clamp_min(1e-6).log()
+        return semantic_log_scores(out.class_queries_logits, out.masks_queries_logits, images.shape[-2:])
 
 
 def peers(num_classes: int):

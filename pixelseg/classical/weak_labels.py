@@ -69,7 +69,7 @@ def box_pseudo_mask(image: np.ndarray, boxes: list[Box], background: int = 0, ig
     """The training target of an image with boxes: GrabCut's foreground (``method="grabcut"``) or the whole box
     (``"box"``) takes the box's class, the rest of each box is ignored, outside the boxes is ``background``.
 
-    Where GrabCut cannot run (a box that leaves it no background pixels, such as a portrait filling the frame), the
+    Where a box is the whole image (no background pixels for GrabCut, such as a portrait filling the frame), the
     box's centre (half its width and height) takes the class and the rest is ignored, like Simple Does It's
     "Box^i" targets that trust only a box's inner region.
     """
@@ -81,11 +81,11 @@ def box_pseudo_mask(image: np.ndarray, boxes: list[Box], background: int = 0, ig
             target[inside] = c
             continue
         target[inside] = ignore_index
-        try:
-            foreground = grabcut(image, box=(x0, y0, x1, y1)).astype(bool) & inside
-        except ValueError:  # no pixel outside the box to learn the background from (a box as large as the image)
+        if inside.all():  # no pixel outside the box for GrabCut to learn the background from
             foreground = np.zeros_like(inside)
             foreground[(3 * y0 + y1) // 4:(y0 + 3 * y1) // 4, (3 * x0 + x1) // 4:(x0 + 3 * x1) // 4] = True
+        else:
+            foreground = grabcut(image, box=(x0, y0, x1, y1)).astype(bool) & inside
         target[foreground] = c
     return target
 

@@ -28,6 +28,14 @@ from pixelseg.models.maskformer.loss import MaskFormerLoss
 from pixelseg.models.registry import register_model
 
 
+def semantic_log_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size) -> torch.Tensor:
+    """The paper's semantic inference: the masks upsampled to ``size``, then per class the sum over queries of
+    p_q(c) sigmoid(m_q) ("no object" left out), returned as its log."""
+    masks = F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False)
+    marginals = torch.einsum("nqc,nqhw->nchw", class_logits.softmax(-1)[..., :-1], masks.sigmoid())
+    return marginals.clamp_min(1e-6).log()
+
+
 @register_model("maskformer")
 class MaskFormer(SegmentationModel):
     """MaskFormer: mask classification with a transformer decoder and Hungarian matching (Cheng et al., 2021).
@@ -63,10 +71,8 @@ class MaskFormer(SegmentationModel):
         predictions = self.predictor(features[-1], self.pixel_decoder(features))
         if self.training:
             return {"predictions": predictions, "padded_size": images.shape[-2:]}
-        final = predictions[-1]
-        masks = F.interpolate(final["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False)
-        marginals = torch.einsum("nqc,nqhw->nchw", final["class_logits"].softmax(-1)[..., :-1], masks.sigmoid())
-        return marginals.clamp_min(1e-6).log()
+        return semantic_log_scores(predictions[-1]["class_logits"], predictions[-1]["mask_logits"],
+                                   images.shape[-2:])
 
     def training_loss(self, loss_fn, outputs, masks: torch.Tensor) -> torch.Tensor:
         """The set-prediction loss of the paper (``loss_fn``, the configured per-pixel loss, is not used)."""
