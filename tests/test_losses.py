@@ -3,7 +3,14 @@ import torch
 import torch.nn.functional as F
 
 from pixelseg.errors import ConfigError
-from pixelseg.losses import CrossEntropyLoss, DiceLoss, FocalLoss, build_loss, class_weights_from_counts
+from pixelseg.losses import (
+    CrossEntropyLoss,
+    DiceLoss,
+    FocalLoss,
+    OhemCrossEntropyLoss,
+    build_loss,
+    class_weights_from_counts,
+)
 
 
 @pytest.fixture
@@ -144,3 +151,40 @@ def test_squared_dice_is_vnets_form():
     vnet = 1 - (2 * (p * g).sum(dims) + 1) / ((p * p).sum(dims) + (g * g).sum(dims) + 1)
     assert torch.allclose(DiceLoss(squared=True)(logits, labels), vnet.mean())
     assert not torch.allclose(DiceLoss()(logits, labels), vnet.mean())
+
+
+def test_ohem_keeps_only_the_hard_pixels(batch):
+    logits, labels = batch
+    weights = [1.0, 2.0, 0.5, 3.0]
+    safe = labels.clamp(max=3)
+    valid = labels != 255
+    probability = F.softmax(logits, 1).gather(1, safe.unsqueeze(1)).squeeze(1)
+    hard = valid & (probability < 0.5)
+    assert 0 < int(hard.sum()) < int(valid.sum())
+    per_pixel = F.cross_entropy(logits, safe, reduction="none")
+    w = torch.tensor(weights)[safe]
+    expected = (per_pixel * w)[hard].sum() / w[hard].sum()
+    loss = OhemCrossEntropyLoss(weights, threshold=0.5, min_kept=0.0)
+    assert loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+    # everything is hard below a threshold of 1: plain (weighted) cross-entropy
+    assert OhemCrossEntropyLoss(weights, threshold=1.0)(logits, labels).item() == pytest.approx(
+        CrossEntropyLoss(weights)(logits, labels).item(), rel=1e-5)
+
+
+def test_ohem_keeps_min_kept_of_the_least_likely_pixels_when_few_are_hard(batch):
+    logits, labels = batch
+    valid = labels != 255
+    confident = F.one_hot(labels.clamp(max=3), 4).permute(0, 3, 1, 2).float() * 20  # every pixel easy
+    confident[0, :, 4, 4] = 0  # but one, whose label probability is 1/4
+    value = OhemCrossEntropyLoss(threshold=0.7, min_kept=1 / int(valid.sum()))(confident, labels)
+    assert value.item() == pytest.approx(float(torch.log(torch.tensor(4.0))), rel=1e-5)
+    kept_half = OhemCrossEntropyLoss(threshold=0.7, min_kept=0.5)(confident, labels)
+    assert 0 < kept_half.item() < value.item()
+
+
+def test_ohem_is_configured_by_name_with_its_options():
+    loss = build_loss({"ce": 0, "ohem": 1.0}, options={"ohem": {"threshold": 0.6, "min_kept": 0.2}})
+    part = loss.losses["ohem"]
+    assert isinstance(part, OhemCrossEntropyLoss) and (part.threshold, part.min_kept) == (0.6, 0.2)
+    with pytest.raises(ValueError, match="threshold"):
+        OhemCrossEntropyLoss(threshold=0.0)

@@ -36,6 +36,19 @@ def test_crop_pads_image_with_fill_and_mask_with_ignore():
     assert (out_image[12, 15] == [1, 2, 3]).all()
 
 
+def test_class_uniform_crop_centres_rare_classes_as_often_as_common_ones():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[90:94, 90:94] = 1  # a rare class, 16 of 10,000 pixels, in a corner
+    mask[0:3] = 255
+    image = np.zeros((100, 100, 3), np.uint8)
+    rng = np.random.default_rng(0)
+    uniform = sum(int((RandomCrop((20, 20))(image, mask, rng)[1] == 1).any()) for _ in range(400))
+    balanced = sum(int((RandomCrop((20, 20), class_uniform=1.0)(image, mask, rng)[1] == 1).any()) for _ in range(400))
+    assert uniform < 40 and 160 < balanced < 240  # about 2 % of uniform crops; half of class-uniform ones
+    out_image, out_mask = RandomCrop((20, 20), class_uniform=1.0)(image, np.full((100, 100), 255, np.uint8), rng)
+    assert out_mask.shape == (20, 20)  # nothing labelled: a uniform crop
+
+
 def test_flip_moves_image_and_mask_together():
     image, mask = striped_pair()
     for seed in range(10):

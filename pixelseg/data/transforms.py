@@ -67,12 +67,17 @@ class RandomScale:
 
 
 class RandomCrop:
-    """Crop ``(height, width)``; smaller inputs are padded (image with ``fill``, mask with the ignore index)."""
+    """Crop ``(height, width)``; smaller inputs are padded (image with ``fill``, mask with the ignore index).
+
+    ``class_uniform`` is the probability that the crop is centred (as far as the borders allow) on a pixel of a class
+    drawn uniformly from the classes in the mask, so that a rare class is in as many crops as a common one: a per-image
+    form of class-uniform sampling (Zhu et al., "Improving Semantic Segmentation via Video Propagation and Label
+    Relaxation", CVPR 2019), which draws the class over the whole dataset first and then an image that holds it."""
 
     def __init__(self, size: tuple[int, int], fill: tuple[int, int, int] = (124, 116, 104),
-                 ignore_index: int = IGNORE_INDEX) -> None:
+                 ignore_index: int = IGNORE_INDEX, class_uniform: float = 0.0) -> None:
         self.height, self.width = size
-        self.fill, self.ignore_index = fill, ignore_index
+        self.fill, self.ignore_index, self.class_uniform = fill, ignore_index, class_uniform
 
     def __call__(self, image, mask, rng):
         pad_bottom = max(0, self.height - image.shape[0])
@@ -86,10 +91,23 @@ class RandomCrop:
             image = padded
             mask = cv2.copyMakeBorder(mask, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT,
                                       value=self.ignore_index)
-        top = int(rng.integers(0, image.shape[0] - self.height + 1))
-        left = int(rng.integers(0, image.shape[1] - self.width + 1))
+        top, left = self._corner(mask, image.shape[0], image.shape[1], rng)
         return (image[top: top + self.height, left: left + self.width],
                 mask[top: top + self.height, left: left + self.width])
+
+
+    def _corner(self, mask, height: int, width: int, rng) -> tuple[int, int]:
+        """The crop's top-left corner: uniform, or around a pixel of a class drawn uniformly (``class_uniform``)."""
+        if mask is not None and self.class_uniform and rng.random() < self.class_uniform:
+            classes = np.unique(mask)
+            classes = classes[classes != self.ignore_index]
+            if classes.size:
+                rows, columns = np.nonzero(mask == rng.choice(classes))
+                pick = int(rng.integers(rows.size))
+                top = min(max(int(rows[pick]) - self.height // 2, 0), height - self.height)
+                left = min(max(int(columns[pick]) - self.width // 2, 0), width - self.width)
+                return top, left
+        return int(rng.integers(0, height - self.height + 1)), int(rng.integers(0, width - self.width + 1))
 
 
 class HorizontalFlip:
@@ -173,10 +191,13 @@ class ToTensor:
 
 def training_transform(crop_size: tuple[int, int], scale_range: tuple[float, float] = (0.5, 2.0),
                        base_scale: float = 1.0, flip: bool = True, color_jitter: float = 0.3,
-                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Compose:
-    """Random scale (around ``base_scale`` of the original size), crop with padding, flip, colour jitter."""
+                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                       class_uniform_crop: float = 0.0) -> Compose:
+    """Random scale (around ``base_scale`` of the original size), crop with padding (centred on a class drawn
+    uniformly with probability ``class_uniform_crop``), flip, colour jitter."""
     low, high = scale_range
-    steps: list = [RandomScale((low * base_scale, high * base_scale)), RandomCrop(tuple(crop_size))]
+    steps: list = [RandomScale((low * base_scale, high * base_scale)),
+                   RandomCrop(tuple(crop_size), class_uniform=class_uniform_crop)]
     if flip:
         steps.append(HorizontalFlip())
     if color_jitter:

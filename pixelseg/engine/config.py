@@ -31,6 +31,7 @@ class DataConfig:
     scale_range: list = field(default_factory=lambda: [0.5, 2.0])  # random scale around base_scale
     flip: bool = True  # random horizontal flips
     color_jitter: float = 0.3  # brightness, contrast and saturation jitter (0: none)
+    class_uniform_crop: float = 0.0  # chance that a crop centres on a pixel of a class drawn uniformly (0: none)
     workers: int = 2  # data loader processes
     cache: bool = False  # decode every training image and mask once, keep them in memory (small datasets)
     unlabelled: str | None = None  # a folder of images without labels (method: mean_teacher)
@@ -252,8 +253,13 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
         if allowed and checked not in allowed:
             raise ConfigError(f"{prefix + key}: {checked!r} is not one of {', '.join(allowed)}"
                               f"{closest(checked, allowed)}")
+        if prefix + key in PROBABILITIES and not 0 <= checked <= 1:
+            raise ConfigError(f"{prefix + key}: {checked!r} is a probability, between 0 and 1")
         kwargs[key] = checked
     return cls(**kwargs)
+
+
+PROBABILITIES = {"data.class_uniform_crop"}  # keys checked to lie in [0, 1]
 
 
 def config_from_dict(values: dict) -> Config:

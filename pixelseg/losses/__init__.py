@@ -1,4 +1,5 @@
-"""Losses: cross-entropy (class weights, ignore index), focal, soft Dice, Lovász-softmax, and weighted sums of them.
+"""Losses: cross-entropy (class weights, ignore index), OHEM cross-entropy, focal, soft Dice, Lovász-softmax, and
+weighted sums of them.
 
 A new loss is one :func:`register_loss` factory: the config, ``docs/config.md`` and the trainer take it from there."""
 
@@ -11,7 +12,14 @@ from torch import nn
 
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.errors import ConfigError
-from pixelseg.losses.losses import CombinedLoss, CrossEntropyLoss, DiceLoss, FocalLoss, LovaszSoftmaxLoss
+from pixelseg.losses.losses import (
+    CombinedLoss,
+    CrossEntropyLoss,
+    DiceLoss,
+    FocalLoss,
+    LovaszSoftmaxLoss,
+    OhemCrossEntropyLoss,
+)
 from pixelseg.losses.weights import class_weights_from_counts
 from pixelseg.utils import closest
 
@@ -43,6 +51,15 @@ def loss_options(name: str) -> dict[str, object]:
 def cross_entropy(class_weights=None, ignore_index: int = IGNORE_INDEX) -> nn.Module:
     """Cross-entropy, with the class weights."""
     return CrossEntropyLoss(class_weights, ignore_index)
+
+
+@register_loss("ohem")
+def ohem(class_weights=None, ignore_index: int = IGNORE_INDEX, threshold: float = 0.7,
+         min_kept: float = 0.1) -> nn.Module:
+    """OHEM: cross-entropy on the hard pixels only (Shrivastava et al., CVPR 2016), with the class weights.
+
+    Hard: label probability below ``threshold``; at least a ``min_kept`` fraction of the labelled pixels is kept."""
+    return OhemCrossEntropyLoss(class_weights, ignore_index, threshold, min_kept)
 
 
 @register_loss("focal")
@@ -82,5 +99,5 @@ def build_loss(weights: Mapping[str, float], class_weights: Sequence[float] | No
     return CombinedLoss(parts, {name: float(weights[name]) for name in parts})
 
 
-__all__ = ["LOSSES", "CombinedLoss", "CrossEntropyLoss", "DiceLoss", "FocalLoss", "LovaszSoftmaxLoss", "build_loss",
-           "class_weights_from_counts", "loss_options", "register_loss"]
+__all__ = ["LOSSES", "CombinedLoss", "CrossEntropyLoss", "DiceLoss", "FocalLoss", "LovaszSoftmaxLoss",
+           "OhemCrossEntropyLoss", "build_loss", "class_weights_from_counts", "loss_options", "register_loss"]
