@@ -1,4 +1,5 @@
-"""pixelseg's models against segmentation_models_pytorch's and torchvision's of the same architecture and encoder.
+"""pixelseg's models against segmentation_models_pytorch's, torchvision's and Hugging Face transformers' of the same
+architecture and encoder.
 
     pip install segmentation-models-pytorch transformers     # the "bench" extra: pip install -e .[bench]
     python scripts/compare_peers.py --size 512,512 --repeats 10
@@ -38,6 +39,56 @@ class SemanticMaskFormer(torch.nn.Module):
         return semantic_log_scores(out.class_queries_logits, out.masks_queries_logits, images.shape[-2:])
 
 
+class HuggingFaceDPT(torch.nn.Module):
+    """Hugging Face's DPTForSemanticSegmentation as DPT-Base for segmentation: ViT-B/16-384, batch norm in the fusion
+    units (the authors' segmentation model), no auxiliary head, LayerNorm eps 1e-6 (timm's), logits out."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        from transformers import DPTConfig, DPTForSemanticSegmentation
+
+        config = DPTConfig(num_labels=num_classes, use_auxiliary_head=False, use_batch_norm_in_fusion_residual=True,
+                           layer_norm_eps=1e-6)
+        self.model = DPTForSemanticSegmentation(config)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=images).logits
+
+
+def copy_dpt_weights(theirs: HuggingFaceDPT, ours: torch.nn.Module) -> None:
+    """Hugging Face's DPT weights into pixelseg's (same network; query/key/value fused into timm's qkv), so that
+    their outputs can be compared on one input."""
+    hf, vit, decoder = theirs.model, ours.encoder.model, ours.decoder
+    state = {"cls_token": hf.dpt.embeddings.cls_token, "pos_embed": hf.dpt.embeddings.position_embeddings,
+             "patch_embed.proj.weight": hf.dpt.embeddings.patch_embeddings.projection.weight,
+             "patch_embed.proj.bias": hf.dpt.embeddings.patch_embeddings.projection.bias}
+    for i, layer in enumerate(hf.dpt.encoder.layer):
+        attention = layer.attention.attention
+        for kind in ("weight", "bias"):
+            state[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat([getattr(getattr(attention, part), kind)
+                                                             for part in ("query", "key", "value")])
+            for ours_name, module in (("attn.proj", layer.attention.output.dense), ("norm1", layer.layernorm_before),
+                                      ("mlp.fc1", layer.intermediate.dense), ("mlp.fc2", layer.output.dense),
+                                      ("norm2", layer.layernorm_after)):
+                state[f"blocks.{i}.{ours_name}.{kind}"] = getattr(module, kind)
+    vit.load_state_dict(state, strict=False)
+    neck = hf.neck
+    for i, level in enumerate(decoder.reassemble):
+        level.project_readout[0].load_state_dict(neck.reassemble_stage.readout_projects[i][0].state_dict())
+        level.project.load_state_dict(neck.reassemble_stage.layers[i].projection.state_dict())
+        level.resample.load_state_dict(neck.reassemble_stage.layers[i].resize.state_dict())
+        level.to_features.load_state_dict(neck.convs[i].state_dict())
+    for fusion, layer in zip(decoder.fusion, neck.fusion_stage.layers, strict=True):
+        units = ([(fusion.lateral, layer.residual_layer1)] if fusion.lateral is not None else []) + [
+            (fusion.refine, layer.residual_layer2)]
+        for unit, theirs_unit in units:
+            for index, part in ((1, "convolution1"), (2, "batch_norm1"), (4, "convolution2"), (5, "batch_norm2")):
+                unit.body[index].load_state_dict(getattr(theirs_unit, part).state_dict())
+        fusion.project.load_state_dict(layer.projection.state_dict())
+    for index in (0, 1, 4):
+        decoder.head[index].load_state_dict(hf.head.head[index].state_dict())
+
+
 def peers(num_classes: int):
     """(label, our model, their model) for every architecture both sides have with the same encoder."""
     import segmentation_models_pytorch as smp
@@ -73,6 +124,25 @@ def peers(num_classes: int):
            lambda: smp.Linknet("resnet18", encoder_weights=None, classes=num_classes), "smp")
     yield ("MaskFormer, ResNet-50, 100 queries", lambda: ours("maskformer", encoder="resnet50"),
            lambda: SemanticMaskFormer(num_classes), "transformers")
+    yield ("DPT-Base, ViT-B/16-384", lambda: ours("dpt"),
+           lambda: HuggingFaceDPT(num_classes), "transformers")
+
+
+def check_dpt(num_classes: int, size: int = 384) -> None:
+    """Hugging Face's DPT with random weights and batch-norm statistics, copied into pixelseg's: the largest
+    difference of their logits on one random input (Hugging Face's DPT takes square inputs only)."""
+    torch.manual_seed(0)
+    theirs, ours = HuggingFaceDPT(num_classes).eval(), pixelseg.create("dpt", num_classes=num_classes).eval()
+    with torch.no_grad():
+        for module in theirs.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(), module.running_var.uniform_(0.5, 2.0)
+    copy_dpt_weights(theirs, ours)
+    images = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        mine, hf = ours(images), theirs(images)
+    print(f"DPT-Base, Hugging Face's weights in pixelseg's network, 1x3x{size}x{size}: largest logit difference "
+          f"{(mine - hf).abs().max().item():.3g} (logits' mean magnitude {hf.abs().mean().item():.3g})\n")
 
 
 def timed(model, images: torch.Tensor) -> float:
@@ -86,7 +156,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--num-classes", type=int, default=11)
     parser.add_argument("--only", help="only the architectures whose label contains this text, e.g. DeepLabv3+")
+    parser.add_argument("--check-dpt", action="store_true", help="first show that pixelseg's DPT computes what "
+                        "Hugging Face's does, with the same weights")
     args = parser.parse_args()
+    if args.check_dpt:
+        check_dpt(args.num_classes)
     if args.threads:
         torch.set_num_threads(args.threads)
     height, width = (int(v) for v in args.size.split(","))

@@ -46,6 +46,7 @@ SMALL = {
     "bisenetv2": {},
     "deconvnet": {"fc_channels": 64},
     "maskformer": {"encoder": "resnet18", "queries": 8, "width": 32, "layers": 2},
+    "dpt": {"encoder": "vit_tiny_patch16_224", "features": 32},
 }
 
 
@@ -502,6 +503,29 @@ def test_setr_mla_takes_four_evenly_spaced_blocks():
     assert model.encoder.indices == [2, 5, 8, 11]
     with pytest.raises(ConfigError, match="did you mean 'pup'"):
         create("setr", num_classes=3, encoder="vit_tiny_patch16_224", decoder="pupp")
+
+
+def test_dpt_reads_the_papers_blocks_and_has_hugging_faces_parameters():
+    # DPT-Base for segmentation: Hugging Face's DPTForSemanticSegmentation(DPTConfig(num_labels=150,
+    # use_auxiliary_head=False, use_batch_norm_in_fusion_residual=True)) has 111,179,094 parameters, 1,180,672 of them
+    # in a residual unit of the coarsest fusion block that never runs; pixelseg's network leaves that unit out and
+    # computes the same logits with the same weights (python scripts/compare_peers.py --check-dpt: difference 0).
+    model = create("dpt", num_classes=150)
+    assert sum(p.numel() for p in model.parameters()) == 111_179_094 - 1_180_672
+    assert model.encoder.indices == [2, 5, 8, 11] and model.size_divisor == 32
+    large_blocks = create("dpt", num_classes=2, encoder="vit_tiny_patch16_224", blocks=[1, 3, 5, 11]).encoder.indices
+    assert large_blocks == [1, 3, 5, 11]
+    with pytest.raises(ConfigError, match="did you mean 'project'"):
+        create("dpt", num_classes=3, encoder="vit_tiny_patch16_224", readout="projet")
+    with pytest.raises(ConfigError, match="four transformer blocks"):
+        create("dpt", num_classes=3, encoder="vit_tiny_patch16_224", blocks=[3, 11])
+
+
+@pytest.mark.parametrize("readout", ["add", "ignore"])
+def test_dpt_other_readouts_keep_the_output_at_input_size(readout):
+    model = create("dpt", num_classes=4, encoder="vit_tiny_patch16_224", features=16, readout=readout).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 40, 70)).shape == (1, 4, 40, 70)
 
 
 def test_maskformer_matching_pairs_each_segment_with_the_query_that_predicts_it():

@@ -19,7 +19,7 @@ MAX_STEPS = 200
 # The same for the stride-16 ViT designs (SETR, Segmenter: 16x16 patches) and, at 2x, the stride-8 VGG16 networks
 # (DeepLab v1, Dilation), which without batch norm (as in their papers) also need a smaller Adam step than 3e-3
 # (at 64x64 and 3e-3: 0.89 / 0.73 pixel accuracy; SETR 0.86, Segmenter 0.65).
-SCENE_SCALE = {"fcn32s": 4, "fcn16s": 4, "setr": 4, "segmenter": 4, "deeplabv1": 2, "dilation": 2}
+SCENE_SCALE = {"fcn32s": 4, "fcn16s": 4, "setr": 4, "segmenter": 4, "dpt": 4, "deeplabv1": 2, "dilation": 2}
 LEARNING_RATE = {"deeplabv1": 1e-3, "dilation": 3e-4}
 
 

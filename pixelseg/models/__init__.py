@@ -8,6 +8,7 @@ from pixelseg.models import (  # noqa: F401 - registers the architectures
     deeplab,
     deeplabv3,
     dilation,
+    dpt,
     enet,
     fcn,
     fpn,

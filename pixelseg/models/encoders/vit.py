@@ -47,6 +47,8 @@ class ViTEncoder(nn.Module):
         if not all(0 <= i < depth for i in self.indices):
             raise ConfigError(f"{name} has blocks 0 to {depth - 1}; got indices {self.indices}")
         self.embed_dim = self.model.embed_dim
+        self.name = name
+        self.has_class_token = getattr(self.model, "cls_token", None) is not None
         self.patch_size = self.model.patch_embed.patch_size[0]
         self.weights_source = weights_source(name, pretrained)
         self.normalisation = encoder_normalisation(dict(self.model.pretrained_cfg or {}))
@@ -54,3 +56,14 @@ class ViTEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return self.model.forward_intermediates(images, indices=self.indices, norm=True, output_fmt="NCHW",
                                                 intermediates_only=True)
+
+    def forward_raw(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Each chosen block's raw output (no final LayerNorm) as ``(map (N, D, h, w), class token (N, D) or None
+        when the ViT has none)``: what a decoder that reads the class token into the patches needs (DPT)."""
+        if not self.has_class_token:
+            maps = self.model.forward_intermediates(images, indices=self.indices, norm=False, output_fmt="NCHW",
+                                                    intermediates_only=True)
+            return [(spatial, None) for spatial in maps]
+        pairs = self.model.forward_intermediates(images, indices=self.indices, norm=False, output_fmt="NCHW",
+                                                 intermediates_only=True, return_prefix_tokens=True)
+        return [(spatial, prefix[:, 0]) for spatial, prefix in pairs]

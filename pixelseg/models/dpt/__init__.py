@@ -1,0 +1,3 @@
+from pixelseg.models.dpt.model import DPT
+
+__all__ = ["DPT"]
