@@ -65,6 +65,58 @@ def test_model_folder_comes_from_the_best_epoch_or_with_keep_last_from_the_last(
         config_from_dict(tiny_config(shapes_root, tmp_path, keep="newest"))
 
 
+def test_ema_is_the_average_of_the_steps_weights_and_is_validated_and_shipped(shapes_root, tmp_path, monkeypatch):
+    decay, initial, steps = 0.5, {}, []
+    original = train_module.ema_update
+
+    def recording(average, model, rate):  # the average before the first step, the weights after each step
+        if not initial:
+            initial.update({k: v.detach().clone() for k, v in average.state_dict().items()})
+        steps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        original(average, model, rate)
+
+    monkeypatch.setattr(train_module, "ema_update", recording)
+    validated = []
+    real_evaluate = train_module.evaluate
+
+    def evaluate(model, *args, **kwargs):
+        validated.append(model)
+        return real_evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+    train(config_from_dict(tiny_config(shapes_root, tmp_path, ema=decay, steps_per_epoch=2)), progress=False)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    name = next(k for k, v in checkpoint["model"].items() if v.is_floating_point() and v.ndim == 4)
+    n = len(steps)
+    assert n == 4  # 2 epochs of 2 steps
+    expected = decay ** n * initial[name] + sum(decay ** (n - i) * (1 - decay) * s[name]
+                                                for i, s in enumerate(steps, 1))
+    assert torch.allclose(checkpoint["ema"][name], expected, atol=1e-6)
+    assert not torch.equal(checkpoint["ema"][name], checkpoint["model"][name])  # the average, not the last step
+    assert _same_weights_as(tmp_path / "model", checkpoint["ema"])
+    assert len(validated) == 2 and all(not any(p.requires_grad for p in m.parameters()) for m in validated)
+
+
+def test_ema_is_refused_where_the_method_already_ships_an_average():
+    from types import SimpleNamespace
+
+    model, teacher = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    run = SimpleNamespace(model=model, method=SimpleNamespace(evaluated_model=lambda: teacher),
+                          config=SimpleNamespace(method=SimpleNamespace(name="mean_teacher")))
+    with pytest.raises(ConfigError, match="teacher"):
+        train_module.weight_average(run)
+    run.method = SimpleNamespace(evaluated_model=lambda: model)
+    average = train_module.weight_average(run)
+    assert torch.equal(average.weight, model.weight) and not average.weight.requires_grad
+
+
+def _same_weights_as(model_dir, state) -> bool:
+    from safetensors.torch import load_file
+
+    saved = load_file(str(model_dir / "model.safetensors"))
+    return saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in saved)
+
+
 def test_read_log_names_a_broken_log(tmp_path):
     (tmp_path / "log.csv").write_text("epoch,train_loss\n1,0.5\n")  # no seconds column
     with pytest.raises(DataError, match="log.csv: not a training log"):
@@ -121,7 +173,7 @@ def test_resume_after_an_interruption_reaches_the_same_weights(shapes_root, tmp_
 
 def test_a_stop_mid_epoch_saves_that_step_and_resume_reaches_the_same_weights(shapes_root, tmp_path, monkeypatch):
     straight = tmp_path / "straight"
-    train(config_from_dict(tiny_config(shapes_root, straight, epochs=3)), progress=False)
+    train(config_from_dict(tiny_config(shapes_root, straight, epochs=3, ema=0.9)), progress=False)
 
     calls = []
 
@@ -132,7 +184,7 @@ def test_a_stop_mid_epoch_saves_that_step_and_resume_reaches_the_same_weights(sh
     monkeypatch.setattr(train_module, "stop_requests", stop_at_the_sixth_step)
     stopped = tmp_path / "stopped"
     with pytest.raises(KeyboardInterrupt):
-        train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3)), progress=False)
+        train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3, ema=0.9)), progress=False)
     state = load_checkpoint(stopped / "last.pt")
     assert state["epoch"] == 1 and state["partial_epoch"]["steps"] == 2 and len(state["history"]) == 1
     assert state["partial_epoch"]["seconds"] > 0
@@ -140,14 +192,14 @@ def test_a_stop_mid_epoch_saves_that_step_and_resume_reaches_the_same_weights(sh
     state["partial_epoch"]["seconds"] = 3600.0
     save_checkpoint(stopped / "last.pt", state)
     monkeypatch.undo()
-    train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3)), resume=True, progress=False)
+    train(config_from_dict(tiny_config(shapes_root, stopped, epochs=3, ema=0.9)), resume=True, progress=False)
     logged = load_checkpoint(stopped / "last.pt")["history"]
     assert logged[1]["seconds"] >= 3600 and logged[0]["seconds"] < 3600 and logged[2]["seconds"] < 3600
 
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(stopped / "last.pt")
     assert a["epoch"] == b["epoch"] == 3 and b["partial_epoch"] is None
-    for key, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][key]), key
+    for key, tensor in a["model"].items():  # the weights and their moving average (train.ema)
+        assert torch.equal(tensor, b["model"][key]) and torch.equal(a["ema"][key], b["ema"][key]), key
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
 
 

@@ -12,7 +12,8 @@ import torch
 import pixelseg.engine.trainer as train_module
 from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.config import config_from_dict
-from pixelseg.engine.methods.semi import confident_pseudo_labels, cutmix, cutmix_boxes, ema_update, strong_view
+from pixelseg.engine.methods.base import ema_update
+from pixelseg.engine.methods.semi import confident_pseudo_labels, cutmix, cutmix_boxes, strong_view
 from pixelseg.engine.trainer import train
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.io import write_image

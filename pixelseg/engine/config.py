@@ -139,6 +139,7 @@ class TrainConfig:
     channels_last: bool = True  # weights and batches in channels-last layout: same arithmetic, faster convolutions
     logger: str = "none"  # none, or tensorboard: per-step loss, lr, data and step time, per-epoch metrics
     keep: str = "best"  # model/ from: best (the best val mIoU) or last (the last epoch, unpicked by the val split)
+    ema: float = 0.0  # validate and ship an exponential moving average of the weights, this decay per step (0: off)
 
 
 @dataclass
@@ -259,7 +260,7 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-PROBABILITIES = {"data.class_uniform_crop"}  # keys checked to lie in [0, 1]
+PROBABILITIES = {"data.class_uniform_crop", "train.ema"}  # keys checked to lie in [0, 1]
 
 
 def config_from_dict(values: dict) -> Config:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import random
@@ -40,7 +41,7 @@ from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
 from pixelseg.engine.hardware import cpu_has_fast_bf16
 from pixelseg.engine.loggers import NullLogger, build_logger, write_log
-from pixelseg.engine.methods import TrainingMethod, build_method
+from pixelseg.engine.methods import TrainingMethod, build_method, ema_update
 from pixelseg.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelseg.losses import build_loss, class_weights_from_counts
 from pixelseg.models import create, save_model
@@ -170,14 +171,16 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
                     done: EpochProgress | None = None,
                     after_step: Callable[[EpochProgress], bool] | None = None,
                     channels_last: bool = False,
-                    log_step: Callable[[dict[str, float]], None] | None = None) -> EpochProgress:
+                    log_step: Callable[[dict[str, float]], None] | None = None,
+                    ema: tuple[torch.nn.Module, float] | None = None) -> EpochProgress:
     """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming):
     ``method`` (:mod:`pixelseg.engine.methods`) gives each batch's loss and runs after each optimizer step.
 
     ``channels_last`` hands the batches to the model in channels-last layout (for a model converted to it). The
     scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
     returns True the epoch stops there (an interruption). ``log_step(values)`` gets each optimizer step's loss,
-    learning rate, seconds waiting for data and seconds of the step. Returns where the epoch stands."""
+    learning rate, seconds waiting for data and seconds of the step. ``ema = (average, decay)``: the weights'
+    exponential moving average, updated after each optimizer step. Returns where the epoch stands."""
     model.train()
     state = done or EpochProgress()
     optimizer.zero_grad(set_to_none=True)
@@ -210,6 +213,8 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             method.after_step()
+            if ema is not None:
+                ema_update(ema[0], getattr(model, "module", model), ema[1])
             state.steps += 1
             bar.set_postfix(loss=f"{state.mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             if log_step:
@@ -278,6 +283,7 @@ class Run:
     progress: bool
     logger: NullLogger
     method: TrainingMethod | None = None  # how batches become losses (method.name); built last, from the run
+    ema: torch.nn.Module | None = None  # the weights' moving average (train.ema), validated and shipped
 
 
 def setup_process(config: Config, progress: bool) -> tuple[torch.device, distributed.Context, bool]:
@@ -366,6 +372,18 @@ def count_steps(config: Config, train_set: SegmentationDataset) -> int:
     return steps
 
 
+def weight_average(run: Run) -> torch.nn.Module:
+    """A frozen copy of the model whose weights follow ``train.ema``'s exponential moving average (Polyak
+    averaging, as timm's ModelEma): validated each epoch and shipped instead of the last step's weights."""
+    if run.method.evaluated_model() is not run.model:
+        raise ConfigError(f"train.ema: method {run.config.method.name} already validates and ships a moving average "
+                          "of its own (its teacher); leave train.ema at 0")
+    average = copy.deepcopy(run.model).eval()
+    for parameter in average.parameters():
+        parameter.requires_grad_(False)
+    return average
+
+
 def build_run(config: Config, resume: bool | str | Path = False, progress: bool = True) -> Run:
     """Data, model, loss, optimiser, schedule and precision, in that order, as ``config`` says."""
     device, context, progress = setup_process(config, progress)
@@ -396,6 +414,8 @@ def build_run(config: Config, resume: bool | str | Path = False, progress: bool 
     run = Run(config, device, context, out_dir, train_set, val_set, model, trained, loss_fn, optimizer, scheduler,
               scaler, amp_dtype, steps_per_epoch, progress, logger)
     run.method = build_method(run)
+    if config.train.ema:
+        run.ema = weight_average(run)
     if context.is_main and config.method.name != "supervised":
         print(f"pixelseg: training method {config.method.name} {config.method.options or ''}".rstrip(), flush=True)
     return run
@@ -421,6 +441,7 @@ class TrainingState:
             "history": self.history, "rng": rng_state(), "config": run.config.to_dict(),
             "model_config": run.model.config, "model_meta": run.model.meta,
             "partial_epoch": partial.to_dict() if partial else None, "method": run.method.state_dict(),
+            "ema": run.ema.state_dict() if run.ema is not None else None,
         }
 
     def load_state_dict(self, checkpoint: dict, source: str | Path) -> None:
@@ -434,6 +455,8 @@ class TrainingState:
         if run.scaler and checkpoint.get("scaler"):
             run.scaler.load_state_dict(checkpoint["scaler"])
         run.method.load_state_dict(checkpoint.get("method") or {})
+        if run.ema is not None:  # a checkpoint saved without train.ema starts the average at its weights
+            run.ema.load_state_dict(checkpoint.get("ema") or checkpoint["model"])
         restore_rng_state(checkpoint["rng"])
         self.epoch, self.best_miou, self.history = checkpoint["epoch"], checkpoint["best_miou"], checkpoint["history"]
         if checkpoint.get("partial_epoch"):  # saved mid-epoch: continue after its last optimizer step
@@ -476,7 +499,8 @@ def run_epoch(run: Run, state: TrainingState, epoch: int, stop_requested: Callab
                                    epoch_loader(run, epoch, done), run.device, epoch, run.config.train.accumulate,
                                    run.scaler, run.steps_per_epoch, run.progress, done, after_step,
                                    run.config.train.channels_last,
-                                   log_step=lambda values: run.logger.step(run.scheduler.last_epoch, values))
+                                   log_step=lambda values: run.logger.step(run.scheduler.last_epoch, values),
+                                   ema=(run.ema, run.config.train.ema) if run.ema is not None else None)
     progress_now.seconds = time.time() - started
     return progress_now
 
@@ -489,8 +513,9 @@ def end_epoch(run: Run, state: TrainingState, epoch: int, progress_now: EpochPro
            "val_miou": None, "val_pixel_accuracy": None}
     validate = run.val_set is not None and (epoch % config.train.val_every == 0 or epoch == config.train.epochs)
     if validate:
-        metrics = evaluate(run.method.evaluated_model(), run.val_set, tile=config.eval.tile,
-                           overlap=config.eval.overlap, progress=run.progress, workers=config.data.workers).metrics
+        evaluated = run.ema if run.ema is not None else run.method.evaluated_model()
+        metrics = evaluate(evaluated, run.val_set, tile=config.eval.tile, overlap=config.eval.overlap,
+                           progress=run.progress, workers=config.data.workers).metrics
         row["val_miou"] = round(metrics["miou"], 6)
         row["val_pixel_accuracy"] = round(metrics["pixel_accuracy"], 6)
     row["seconds"] = round(time.time() - started, 1)
@@ -519,7 +544,7 @@ def save_model_folder(run: Run) -> None:
     if run.context.is_main:
         source = run.out_dir / ("last.pt" if run.config.train.keep == "last" else "best.pt")
         kept = load_checkpoint(source)
-        weights = run.method.shipped_weights(kept)  # the model's own, or a mean teacher's teacher
+        weights = kept.get("ema") or run.method.shipped_weights(kept)  # the average, the model's or a teacher's
         save_model(build_from_config(kept["model_config"], kept["model_meta"], weights, source), run.out_dir / "model")
     distributed.barrier(run.context)
 

@@ -45,6 +45,19 @@ def main_logits(outputs) -> torch.Tensor:
     return outputs[0] if isinstance(outputs, tuple) else outputs
 
 
+@torch.no_grad()
+def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float) -> None:
+    """``teacher = decay * teacher + (1 - decay) * student`` for every parameter; buffers (batch-norm running
+    statistics) are averaged the same way, integer buffers (batch counts) copied."""
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        t.mul_(decay).add_(s.detach(), alpha=1 - decay)
+    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+        if t.dtype.is_floating_point:
+            t.mul_(decay).add_(s, alpha=1 - decay)
+        else:
+            t.copy_(s)
+
+
 class TrainingMethod:
     """What a training method decides. ``run`` is the built run (:class:`pixelseg.engine.trainer.Run`: config,
     model, loss, device, precision); the trainer calls, per batch, :meth:`batch_loss` and, after each optimizer step,

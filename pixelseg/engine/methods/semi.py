@@ -24,21 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from pixelseg.constants import IGNORE_INDEX
-from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method
+from pixelseg.engine.methods.base import TrainingMethod, ema_update, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
-
-
-@torch.no_grad()
-def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float) -> None:
-    """``teacher = decay * teacher + (1 - decay) * student`` for every parameter; buffers (batch-norm running
-    statistics) are averaged the same way, integer buffers (batch counts) copied."""
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.mul_(decay).add_(s.detach(), alpha=1 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        if t.dtype.is_floating_point:
-            t.mul_(decay).add_(s, alpha=1 - decay)
-        else:
-            t.copy_(s)
 
 
 def confident_pseudo_labels(probabilities: torch.Tensor, threshold: float, valid: torch.Tensor | None = None,
