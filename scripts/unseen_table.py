@@ -25,6 +25,12 @@ ABLATIONS = {
     "no_weights": "no class weights",
     "median_freq": "median-frequency class weights",
     "lovasz": "Lovász-softmax instead of Dice",
+    "ohem": "OHEM cross-entropy instead of cross-entropy (seed 0)",
+    "ohem_seed1": "OHEM cross-entropy instead of cross-entropy (seed 1)",
+    "class_uniform": "half the crops centred on a class drawn uniformly (seed 0)",
+    "class_uniform_seed1": "half the crops centred on a class drawn uniformly (seed 1)",
+    "ema": "the weights' moving average (train.ema 0.99) validated and kept (seed 0)",
+    "ema_seed1": "the weights' moving average (train.ema 0.99) validated and kept (seed 1)",
     "fullres": "full resolution (360x480 input)",
     "fp32": "float32 training (seed 0)",
     "fp32_seed1": "float32 training (seed 1)",
@@ -39,7 +45,9 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
 ZOO = Path(__file__).resolve().parents[1] / "docs" / "results" / "zoo.json"
 ARCHITECTURES = {
     "recipe": "U-Net", "deeplabv3plus": "DeepLabv3+", "fpn": "FPN", "pspnet": "PSPNet", "upernet": "UPerNet",
-    "linknet": "LinkNet", "gcn": "GCN (Large Kernel Matters)", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
+    "linknet": "LinkNet", "gcn": "GCN (Large Kernel Matters)", "deeplabv3": "DeepLabv3", "refinenet": "RefineNet",
+    "bisenetv1": "BiSeNet V1", "danet": "DANet", "ccnet": "CCNet", "nonlocal": "Non-local",
+    "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
 }
 
 
@@ -101,7 +109,8 @@ def main() -> None:
             m = runs[row]
             print(f"| {label} | {100 * m['miou']:.2f} % | {100 * m['pixel_accuracy']:.2f} % | "
                   f"{100 * m['mean_class_accuracy']:.2f} % | {m['minutes']:.1f} |")
-    pairs = {"bf16": ["recipe", "seed1"], "fp32": ["fp32", "fp32_seed1"]}
+    pairs = {"bf16": ["recipe", "seed1"], "fp32": ["fp32", "fp32_seed1"], "ohem": ["ohem", "ohem_seed1"],
+             "class_uniform": ["class_uniform", "class_uniform_seed1"], "ema": ["ema", "ema_seed1"]}
     for precision, rows in pairs.items():
         values = [100 * runs[r]["miou"] for r in rows if r in runs]
         if values:
