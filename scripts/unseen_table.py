@@ -39,6 +39,7 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
     "source only (0001TP + 0016E5 labelled)": ["recipe", "seed1"],
     "+ entropy minimisation on 0006R0's images (ADVENT)": ["da_entropy", "da_entropy_seed1"],
     "+ class-balanced self-training on 0006R0's images (CBST)": ["da_self_training", "da_self_training_seed1"],
+    "+ entropy minimisation, source in the target's style (FDA + ADVENT)": ["da_fda", "da_fda_seed1"],
     "1/8 of the labels (46 frames), supervised": ["sup_eighth", "sup_eighth_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher": ["semi_eighth", "semi_eighth_seed1"],
 }

@@ -186,6 +186,25 @@ def test_normalised_entropy_is_zero_when_certain_and_one_when_uniform():
     assert normalised_entropy(mixed, valid).item() == pytest.approx(0.0, abs=1e-6)  # only the certain pixel counts
 
 
+def test_fourier_style_gives_the_source_the_targets_low_frequencies_and_keeps_its_own_high_ones():
+    from pixelseg.engine.methods.adaptation import fourier_style
+
+    generator = torch.Generator().manual_seed(0)
+    mean, std = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+    source_pixels = 0.5 + 0.05 * torch.randn(2, 3, 32, 40, generator=generator)
+    target_pixels = torch.tensor([0.3, 0.4, 0.6]).view(1, 3, 1, 1) + 0.05 * torch.randn(1, 3, 32, 40,
+                                                                                          generator=generator)
+    source, target = (source_pixels - 0.5) / 0.5, (target_pixels - 0.5) / 0.5
+    styled = fourier_style(source, target, 0.1, mean, std) * 0.5 + 0.5  # back to pixels
+    # the mean colour (the zero frequency) is the target's, for both source images (one target, cycled)
+    assert torch.allclose(styled.mean(dim=(2, 3)), target_pixels.mean(dim=(2, 3)).expand(2, 3), atol=1e-4)
+    spectrum, original = torch.fft.fft2(styled), torch.fft.fft2(source_pixels)
+    assert torch.allclose(spectrum[..., 8:24, 8:32], original[..., 8:24, 8:32], atol=1e-3)  # high frequencies kept
+    assert torch.equal(fourier_style(source, target, 0.0, mean, std), source)  # beta 0: off
+    same = fourier_style(source, source, 0.1, mean, std)
+    assert torch.allclose(same, source, atol=1e-5)  # its own style: unchanged
+
+
 def test_class_balanced_thresholds_are_each_class_quantile():
     from pixelseg.engine.methods.adaptation import balanced_pseudo_labels, class_balanced_thresholds
 
@@ -226,7 +245,7 @@ def test_adaptation_keeps_the_source_loss_away_from_the_target_images():
 
 @pytest.mark.parametrize("method", [{"name": "entropy_min", "weight": 0.1},
                                     {"name": "self_training", "portion": 0.5, "round_epochs": 1,
-                                     "warmup_epochs": 1}])
+                                     "warmup_epochs": 1, "source_style": 0.1}])
 def test_adaptation_methods_train_and_resume_to_the_same_weights(method, shapes_root, tmp_path, unlabelled_folder,
                                                                  monkeypatch):
     def config(out):

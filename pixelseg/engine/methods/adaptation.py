@@ -11,6 +11,13 @@
   become pseudo-labels (the threshold is the class's own confidence quantile, so rare classes are not drowned by
   confident frequent ones); the rest is ignored; the target pseudo-labelled batches are trained on with ``weight``.
 
+- Source images in the target's style, FDA: Yang & Soatto, "FDA: Fourier Domain Adaptation for Semantic
+  Segmentation", CVPR 2020 (``source_style``, both methods): each source image's low-frequency amplitude spectrum
+  (a ``2b x 2b`` window, ``b = floor(beta * min(H, W))``) is replaced with a target image's, its phase kept, so the
+  source keeps its content and labels but takes the target's colours and lighting. Faithful to the paper's
+  ``low_freq_mutate`` on pixel values (0..1 here), per channel; differs: the target image is the batch's (one per
+  source image, cycled), and the result is clipped to 0..1.
+
 Source and target batches go through the network in separate forward passes (as in ADVENT's released code), each
 normalised by its own batch-norm statistics, with one backward of the summed loss (DDP reduces each gradient once).
 One pass over the concatenation is the trap this avoids: the source loss then reaches the target images through the
@@ -34,7 +41,9 @@ import copy
 import math
 
 import torch
+import torch.nn.functional as F
 
+from pixelseg.data.transforms import denormalise
 from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 from pixelseg.errors import ConfigError
@@ -69,18 +78,52 @@ def balanced_pseudo_labels(probabilities: torch.Tensor, thresholds: torch.Tensor
     return torch.where(keep, labels, torch.full_like(labels, ignore_index))
 
 
+def fourier_style(source: torch.Tensor, target: torch.Tensor, beta: float, mean, std) -> torch.Tensor:
+    """FDA: normalised ``source`` images with the low-frequency amplitude spectrum of ``target`` images (cycled over
+    the batch, resized to the source's size), their own phase kept; returned normalised like the input."""
+    if target.shape[-2:] != source.shape[-2:]:
+        target = F.interpolate(target, size=source.shape[-2:], mode="bilinear", align_corners=False)
+    target = target[torch.arange(len(source), device=target.device) % len(target)]
+    height, width = source.shape[-2:]
+    b = math.floor(beta * min(height, width))
+    if b < 1:
+        return source
+    spectrum = torch.fft.fft2(denormalise(source.float(), mean, std))
+    target_amplitude = torch.fft.fft2(denormalise(target.float(), mean, std)).abs()
+    amplitude, phase = spectrum.abs(), spectrum.angle()
+    for rows in (slice(0, b), slice(height - b, height)):  # the low frequencies: the spectrum's four corners
+        for columns in (slice(0, b), slice(width - b, width)):
+            amplitude[..., rows, columns] = target_amplitude[..., rows, columns]
+    pixels = torch.fft.ifft2(torch.polar(amplitude, phase)).real.clamp(0, 1)
+    mean_t = torch.tensor(mean, device=source.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=source.device).view(1, -1, 1, 1)
+    return ((pixels - mean_t) / std_t).to(source.dtype)
+
+
+def styled_source(method: TrainingMethod, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The source batch in the target batch's style when the method's ``source_style`` (FDA's beta) is set."""
+    if not method.source_style:
+        return images
+    meta = method.run.model.meta
+    return fourier_style(images, target, method.source_style, meta["mean"], meta["std"])
+
+
 @register_method("entropy_min")
 class EntropyMinimisation(TrainingMethod):
     """Domain adaptation by entropy minimisation (ADVENT's direct form): the supervised loss on source batches
-    plus ``weight`` times the normalised entropy of the predictions on target batches (``data.unlabelled``)."""
+    plus ``weight`` times the normalised entropy of the predictions on target batches (``data.unlabelled``);
+    ``source_style``: FDA's beta for the source batches (0.01 in the paper; 0: off)."""
 
-    def __init__(self, run, weight: float = 0.001, unlabelled_batch: int | None = None) -> None:
+    def __init__(self, run, weight: float = 0.001, unlabelled_batch: int | None = None,
+                 source_style: float = 0.0) -> None:
         super().__init__(run)
         self.weight, self.stream = weight, UnlabelledStream(run, unlabelled_batch)
+        self.source_style = source_style
 
     def batch_loss(self, model, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         core = getattr(model, "module", model)
         target, valid = self.stream.next_batch()
+        images = styled_source(self, images, target)
         source, target_outputs = self.forward(model, images), self.forward(model, target)
         return core.training_loss(self.run.loss_fn, source, masks) + self.weight * normalised_entropy(
             main_logits(target_outputs), valid.float())
@@ -98,12 +141,14 @@ class ClassBalancedSelfTraining(TrainingMethod):
     """Domain adaptation by class-balanced self-training (CBST): source batches supervised; target batches
     (``data.unlabelled``) trained on the pseudo-labels of a frozen copy of the model, kept per class above that
     class's confidence quantile; copy and thresholds refreshed every ``round_epochs`` epochs, the first round after
-    ``warmup_epochs`` of source-only training (default: half of ``train.epochs``)."""
+    ``warmup_epochs`` of source-only training (default: half of ``train.epochs``); ``source_style``: FDA's beta for
+    the source batches (0: off)."""
 
     def __init__(self, run, portion: float = 0.2, portion_step: float = 0.05, max_portion: float = 0.5,
                  round_epochs: int = 1, weight: float = 1.0, unlabelled_batch: int | None = None,
-                 warmup_epochs: int | None = None) -> None:
+                 warmup_epochs: int | None = None, source_style: float = 0.0) -> None:
         super().__init__(run)
+        self.source_style = source_style
         self.warmup_epochs = run.config.train.epochs // 2 if warmup_epochs is None else warmup_epochs
         if self.warmup_epochs < 0 or round_epochs < 1 or not 0 < portion <= max_portion <= 1:
             raise ConfigError("method self_training needs warmup_epochs >= 0, round_epochs >= 1 and "
@@ -140,6 +185,8 @@ class ClassBalancedSelfTraining(TrainingMethod):
         core = getattr(model, "module", model)
         first_round = self.warmup_epochs * self.run.steps_per_epoch
         if self.steps < first_round:  # source only: the labeller must have learnt the classes first
+            if self.source_style:
+                images = styled_source(self, images, self.stream.next_batch()[0])
             return core.training_loss(self.run.loss_fn, self.forward(model, images), masks)
         if self.steps >= first_round + self.round * self.round_epochs * self.run.steps_per_epoch:
             self._new_round()
@@ -147,6 +194,7 @@ class ClassBalancedSelfTraining(TrainingMethod):
         with torch.no_grad():
             probabilities = self.forward(self.labeller, target).softmax(dim=1)
         pseudo = balanced_pseudo_labels(probabilities, self.thresholds, valid, core.classes.ignore_index)
+        images = styled_source(self, images, target)
         source, target_outputs = self.forward(model, images), self.forward(model, target)
         loss = core.training_loss(self.run.loss_fn, source, masks)
         if (pseudo != core.classes.ignore_index).any():
