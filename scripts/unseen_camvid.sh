@@ -15,14 +15,20 @@
 #   median_freq   median-frequency class weights (the previous shipped model's)
 #   no_weights    no class weights
 #   lovasz        Lovász-softmax in place of Dice
+#   ohem          OHEM cross-entropy (the hard pixels: label probability below 0.7, at least 10 %) in place of CE
+#   class_uniform half the crops centred on a pixel of a class drawn uniformly from the frame's classes
+#   ema           validate and ship the weights' moving average (train.ema 0.99 per step)
 #   fullres       full resolution (360x480 input, 352x480 crops)
-#   deeplabv3plus, fpn, pspnet, upernet, linknet, gcn   the architecture on the same ImageNet EfficientNet-Lite2 encoder
+#   deeplabv3plus, deeplabv3, fpn, pspnet, upernet, linknet, gcn, refinenet, bisenetv1, danet, ccnet, nonlocal,
+#   maskformer    the architecture on the same ImageNet EfficientNet-Lite2 encoder
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
 # Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
+#   da_fda        da_entropy with the source images in the target's style (FDA, source_style 0.03: about the
+#                 paper's 5 lowest frequencies on 176x240 crops)
 #   sup_eighth    supervised on 1/8 of the labels (train_eighth: every 8th frame, 46), 64 epochs (the recipe's steps)
 #   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher
-# Append _seed1 to a fewer-labels row for its second seed.
+# Append _seed1 to a fewer-labels, ohem, class_uniform or ema row for its second seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -41,7 +47,9 @@ image_links() {  # image_links FOLDER LIST [exclude]: symlinks to the CamVid ima
 }
 for row in "${ROWS[@]}"; do
   base=$row seed=()
-  case $row in da_*_seed1|*_eighth_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;; esac
+  case $row in
+    da_*_seed1|*_eighth_seed1|ohem_seed1|class_uniform_seed1|ema_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;;
+  esac
   case $base in
     recipe)      changes=() ;;
     seed1)       changes=(--set train.seed=1) ;;
@@ -51,14 +59,20 @@ for row in "${ROWS[@]}"; do
     median_freq) changes=(--set loss.class_weights=median_frequency) ;;
     no_weights)  changes=(--set loss.class_weights=null) ;;
     lovasz)      changes=(--set loss.dice=0 --set loss.lovasz=0.5) ;;
+    ohem)        changes=(--set loss.ce=0 --set loss.ohem=1.0) ;;
+    class_uniform) changes=(--set data.class_uniform_crop=0.5) ;;
+    ema)         changes=(--set train.ema=0.99) ;;
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
-    deeplabv3plus|fpn|pspnet|upernet|linknet|gcn) changes=(--set "model.name=$row") ;;
+    deeplabv3plus|deeplabv3|fpn|pspnet|upernet|linknet|gcn|refinenet|bisenetv1|danet|ccnet|nonlocal|maskformer)
+      changes=(--set "model.name=$row") ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
-    da_entropy|da_self_training)
+    da_entropy|da_self_training|da_fda)
       target=runs/unseen_short/target_0006R0
       [ -d "$target" ] || image_links "$target" val_0006R0
-      name=${base#da_}; [ "$name" = entropy ] && name=entropy_min
-      changes=(--set "data.unlabelled=$target" --set "method.name=$name") ;;
+      name=${base#da_} style=()
+      [ "$name" = entropy ] && name=entropy_min
+      if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
+      changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}") ;;
     sup_eighth)  changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64) ;;
     semi_eighth)
       rest=runs/unseen_short/unlabelled_seven_eighths
