@@ -64,6 +64,20 @@ def test_a_box_as_large_as_the_image_keeps_its_centre_and_ignores_its_border():
     assert np.all(target[:20] == 255) and np.all(target[:, :25] == 255) and np.all(target[60:] == 255)
 
 
+def test_target_quality_counts_precision_and_unlabelled_pixels():
+    from pixelseg.classical.weak_labels import TargetQuality
+
+    truth = np.array([[0, 0, 1, 1], [0, 0, 1, 255]])
+    target = np.array([[0, 255, 1, 1], [255, 1, 255, 0]])  # one background pixel called 1; 255 where unknown
+    quality = TargetQuality(2)
+    quality.update(target, truth)
+    summary = quality.summary(["background", "thing"])
+    assert summary["labelled"] == pytest.approx(4 / 7)  # 7 labelled true pixels, 3 of them without a target
+    assert summary["classes"]["background"] == {"precision": 1.0, "unlabelled": 0.5}
+    assert summary["classes"]["thing"]["precision"] == pytest.approx(2 / 3)
+    assert summary["classes"]["thing"]["unlabelled"] == pytest.approx(1 / 3)
+
+
 def test_boxes_outside_the_image_or_of_unknown_classes_are_errors(tmp_path):
     with pytest.raises(DataError, match="a.png: box \\[90, 0, 120, 10\\] is outside the 100x80 image"):
         check_boxes([(1, 90, 0, 120, 10)], 80, 100, 3, "a.png")
@@ -95,6 +109,9 @@ def test_data_weak_writes_a_folder_dataset_that_trains(shapes_root, tmp_path):
         labelled = target != 255
         assert labelled.mean() > 0.5 and (target[labelled] == truth[labelled]).mean() > 0.9
     assert json.loads((tmp_path / "boxes" / "boxes_val.json").read_text())
+    quality = json.loads((tmp_path / "boxes" / "quality_val.json").read_text())  # against the masks, also printed
+    assert 0.5 < quality["labelled"] < 1 and all(row["precision"] > 0.8 for row in quality["classes"].values())
+    assert "precision of its targets" in made.stdout and "left unlabelled" in made.stdout
     again = pixelseg("data", "weak", shapes_root, "--kind", "scribbles", "--split", "val", "--out", tmp_path / "boxes")
     assert again.returncode == 2 and "already there" in again.stderr  # nothing the user had is overwritten
     lists = tmp_path / "lists"

@@ -21,6 +21,7 @@ from skimage.morphology import skeletonize
 from pixelseg.classical.grabcut import grabcut
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.errors import DataError
+from pixelseg.metrics.confusion import ConfusionMatrix
 
 Box = tuple[int, int, int, int, int]
 """(class, x0, y0, x1, y1): pixel corners, x1 and y1 exclusive."""
@@ -121,3 +122,43 @@ def read_boxes(path: str | Path, class_names: list[str]) -> dict[str, list[Box]]
                 for stem, entries in document.items()}
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{path}: every box needs \"class\" and \"box\": [x0, y0, x1, y1] ({error})") from None
+
+
+class TargetQuality:
+    """How weak targets stand against the full masks they replace, accumulated image by image: per class, the
+    precision of the pixels they label (how often that label is right), and the share of the class's true pixels
+    they leave unlabelled (255: the loss never sees them)."""
+
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX) -> None:
+        self.ignore_index = ignore_index
+        self.matrix = ConfusionMatrix(num_classes, ignore_index)
+        self.true_pixels = np.zeros(num_classes, dtype=np.int64)
+        self.unlabelled = np.zeros(num_classes, dtype=np.int64)
+
+    def update(self, target: np.ndarray, truth: np.ndarray) -> None:
+        import torch
+
+        known = (truth != self.ignore_index) & (truth < len(self.true_pixels))
+        labelled = target != self.ignore_index
+        self.true_pixels += np.bincount(truth[known].ravel(), minlength=len(self.true_pixels))
+        self.unlabelled += np.bincount(truth[known & ~labelled].ravel(), minlength=len(self.true_pixels))
+        keep = known & labelled
+        self.matrix.update(torch.from_numpy(target[keep].astype(np.int64)),
+                           torch.from_numpy(truth[keep].astype(np.int64)))
+
+    def summary(self, names: list[str]) -> dict:
+        """``{"labelled": share of the true pixels with a target, "classes": {name: {"precision", "unlabelled"}}}``."""
+        precision = self.matrix.compute()["precision"]
+        share = self.unlabelled / np.maximum(self.true_pixels, 1)
+        return {"labelled": float(1 - self.unlabelled.sum() / max(self.true_pixels.sum(), 1)),
+                "classes": {name: {"precision": precision[c], "unlabelled": float(share[c])}
+                            for c, name in enumerate(names) if self.true_pixels[c]}}
+
+    def table(self, names: list[str]) -> str:
+        """The summary as a Markdown table."""
+        summary = self.summary(names)
+        lines = [f"targets on {summary['labelled']:.1%} of the labelled pixels",
+                 "| class | precision of its targets | left unlabelled |", "|---|---:|---:|"]
+        lines += [f"| {name} | {row['precision']:.1%} | {row['unlabelled']:.1%} |"
+                  for name, row in summary["classes"].items()]
+        return "\n".join(lines)

@@ -342,7 +342,7 @@ def cmd_data_weak(args) -> int:
     """Weak labels from a dataset's full masks, as a folder-layout dataset: the images linked, not copied."""
     import json as json_module
 
-    from pixelseg.classical.weak_labels import box_pseudo_mask, boxes_from_mask, scribbles_from_mask
+    from pixelseg.classical.weak_labels import TargetQuality, box_pseudo_mask, boxes_from_mask, scribbles_from_mask
     from pixelseg.data import open_dataset
     from pixelseg.io import label_image, write_image, write_text
     from pixelseg.utils import progress_bar
@@ -352,7 +352,7 @@ def cmd_data_weak(args) -> int:
     if (out / "masks" / args.split).exists() and not args.overwrite:
         raise PixelsegError(f"{out / 'masks' / args.split}: already there; pass --overwrite to replace")
     (out / "images" / args.split).mkdir(parents=True, exist_ok=True)
-    boxes_file = {}
+    boxes_file, quality = {}, TargetQuality(dataset.classes.num_classes, dataset.classes.ignore_index)
     for index in progress_bar(range(len(dataset)), _progress(args), desc=f"{args.kind} from masks"):
         sample, mask = dataset.samples[index], dataset.read_mask(index)
         if args.kind == "scribbles":
@@ -365,6 +365,7 @@ def cmd_data_weak(args) -> int:
                                          ignore_index=dataset.classes.ignore_index, method=args.fill)
             except ValueError as error:
                 raise PixelsegError(f"{sample.image}: no target from its boxes ({error})") from None
+        quality.update(target, mask)
         write_image(out / "masks" / args.split / f"{sample.name}.png", label_image(target))
         link = out / "images" / args.split / Path(sample.image).name
         if not link.exists():
@@ -372,7 +373,10 @@ def cmd_data_weak(args) -> int:
     write_text(out / "classes.json", json_module.dumps(dataset.classes.to_dict(), indent=2))
     if boxes_file:
         write_text(out / f"boxes_{args.split}.json", json_module.dumps(boxes_file))
-    print(f"{out}: {len(dataset)} {args.kind} targets for {dataset.root} {args.split} (folder layout)")
+    names = dataset.classes.names
+    write_text(out / f"quality_{args.split}.json", json_module.dumps(quality.summary(names), indent=2))
+    print(f"{out}: {len(dataset)} {args.kind} targets for {dataset.root} {args.split} (folder layout); against the "
+          f"masks they come from ({out / f'quality_{args.split}.json'}):\n{quality.table(names)}")
     return 0
 
 
