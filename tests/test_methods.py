@@ -236,7 +236,7 @@ def test_adaptation_keeps_the_source_loss_away_from_the_target_images():
     target = torch.randn(2, 3, 5, 5, requires_grad=True)
     method = EntropyMinimisation.__new__(EntropyMinimisation)
     method.run = SimpleNamespace(device=torch.device("cpu"), amp_dtype=None, loss_fn=torch.nn.CrossEntropyLoss())
-    method.weight = 0.0
+    method.weight, method.source_style = 0.0, 0.0
     method.stream = SimpleNamespace(next_batch=lambda: (target, torch.ones(2, 5, 5, dtype=torch.bool)))
     loss = method.batch_loss(model, torch.randn(2, 3, 5, 5) + 3.0, torch.randint(0, 3, (2, 5, 5)))
     loss.backward()

@@ -105,7 +105,8 @@ def styled_source(method: TrainingMethod, images: torch.Tensor, target: torch.Te
     if not method.source_style:
         return images
     meta = method.run.model.meta
-    return fourier_style(images, target, method.source_style, meta["mean"], meta["std"])
+    with torch.no_grad():  # the style is data: no gradient flows through it
+        return fourier_style(images, target, method.source_style, meta["mean"], meta["std"])
 
 
 @register_method("entropy_min")
