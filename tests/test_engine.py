@@ -356,3 +356,16 @@ def test_training_curve_without_validation_has_no_empty_panel(tmp_path):
     plot_training_curve(rows, tmp_path / "both.png")
     loss_only, both = (Image.open(tmp_path / name).size for name in ("loss_only.png", "both.png"))
     assert loss_only[0] < 0.7 * both[0]
+
+
+def test_loader_workers_leave_sigint_and_sigterm_to_the_main_process():
+    """A terminal's Ctrl-C, `pkill` or a job scheduler signals the whole process group: the loader workers ignore
+    both signals, so the main process stops at a step boundary with the batches it still needs (before, SIGTERM
+    killed the workers and the run ended in PyTorch's "DataLoader worker is killed by signal")."""
+    import subprocess
+    import sys
+
+    code = ("import signal; from pixelseg.engine.trainer import _ignore_sigint; _ignore_sigint(0); "
+            "print(*(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "True"], done.stderr

@@ -258,8 +258,10 @@ def stop_requests() -> Iterator[Callable[[], bool]]:
 
 
 def _ignore_sigint(worker_id: int) -> None:
-    """Loader workers leave Ctrl-C to the main process, which stops at a step boundary and still needs them."""
+    """Loader workers leave Ctrl-C and SIGTERM (sent to the whole process group by a terminal, ``pkill`` or a job
+    scheduler) to the main process, which stops at a step boundary and still needs them; they end with the loader."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @dataclass
