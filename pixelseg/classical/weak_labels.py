@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from skimage.morphology import skeletonize
 
 from pixelseg.classical.grabcut import grabcut
@@ -136,8 +137,6 @@ class TargetQuality:
         self.unlabelled = np.zeros(num_classes, dtype=np.int64)
 
     def update(self, target: np.ndarray, truth: np.ndarray) -> None:
-        import torch
-
         known = (truth != self.ignore_index) & (truth < len(self.true_pixels))
         labelled = target != self.ignore_index
         self.true_pixels += np.bincount(truth[known].ravel(), minlength=len(self.true_pixels))

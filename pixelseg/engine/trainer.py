@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import random
@@ -41,7 +40,7 @@ from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
 from pixelseg.engine.hardware import cpu_has_fast_bf16
 from pixelseg.engine.loggers import NullLogger, build_logger, write_log
-from pixelseg.engine.methods import TrainingMethod, build_method, ema_update
+from pixelseg.engine.methods import TrainingMethod, build_method, ema_update, frozen_copy
 from pixelseg.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelseg.losses import build_loss, class_weights_from_counts
 from pixelseg.models import create, save_model
@@ -380,10 +379,7 @@ def weight_average(run: Run) -> torch.nn.Module:
     if run.method.evaluated_model() is not run.model:
         raise ConfigError(f"train.ema: method {run.config.method.name} already validates and ships a moving average "
                           "of its own (its teacher); leave train.ema at 0")
-    average = copy.deepcopy(run.model).eval()
-    for parameter in average.parameters():
-        parameter.requires_grad_(False)
-    return average
+    return frozen_copy(run.model)
 
 
 def build_run(config: Config, resume: bool | str | Path = False, progress: bool = True) -> Run:

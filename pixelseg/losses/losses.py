@@ -63,14 +63,14 @@ class OhemCrossEntropyLoss(nn.Module):
         if not valid.any():
             return logits.sum() * 0.0
         log_probabilities = F.log_softmax(logits.float(), dim=1)
-        safe_labels = torch.where(valid, labels, torch.zeros_like(labels))[valid]
-        log_p = log_probabilities.permute(0, 2, 3, 1)[valid].gather(1, safe_labels.unsqueeze(1)).squeeze(1)
+        labelled = labels[valid]
+        log_p = log_probabilities.permute(0, 2, 3, 1)[valid].gather(1, labelled.unsqueeze(1)).squeeze(1)
         probability = log_p.detach().exp()
         hard = probability < self.threshold
         wanted = max(1, int(self.min_kept * probability.numel()))
         if int(hard.sum()) < wanted:  # too few hard pixels: the `wanted` least likely ones
             hard = probability <= torch.kthvalue(probability, wanted).values
-        weights = (self.class_weights[safe_labels] if self.class_weights is not None
+        weights = (self.class_weights[labelled] if self.class_weights is not None
                    else torch.ones_like(log_p))[hard]
         return -(log_p[hard] * weights).sum() / weights.sum()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -43,6 +44,14 @@ def split_outputs(outputs, sizes: list[int]) -> list:
 def main_logits(outputs) -> torch.Tensor:
     """The main head's logits (not the auxiliary heads')."""
     return outputs[0] if isinstance(outputs, tuple) else outputs
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` in eval mode whose parameters take no gradient: an EMA teacher or a weight average."""
+    copied = copy.deepcopy(model).eval()
+    for parameter in copied.parameters():
+        parameter.requires_grad_(False)
+    return copied
 
 
 @torch.no_grad()

@@ -17,14 +17,13 @@ statistics; one backward, as DDP needs); the teacher's batch norms use their EMA
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 import torch.nn.functional as F
 
 from pixelseg.constants import IGNORE_INDEX
-from pixelseg.engine.methods.base import TrainingMethod, ema_update, main_logits, register_method
+from pixelseg.engine.methods.base import TrainingMethod, ema_update, frozen_copy, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 
 
@@ -95,9 +94,7 @@ class MeanTeacher(TrainingMethod):
         super().__init__(run)
         self.threshold, self.ema_decay, self.weight = threshold, ema_decay, weight
         self.use_cutmix, self.strength = cutmix, strength
-        self.teacher = copy.deepcopy(run.model).eval()
-        for parameter in self.teacher.parameters():
-            parameter.requires_grad_(False)
+        self.teacher = frozen_copy(run.model)
         self.stream = UnlabelledStream(run, unlabelled_batch)
         self.steps = 0
         self.last = {"confident": 0.0}

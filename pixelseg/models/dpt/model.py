@@ -22,12 +22,8 @@ from pixelseg.models.dpt.decoder import DPTDecoder
 from pixelseg.models.encoders import ViTEncoder
 from pixelseg.models.registry import register_model
 
-
-def default_blocks(depth: int) -> list[int]:
-    """The paper's blocks (0-based): 2, 5, 8, 11 of ViT-B's 12; 4, 11, 17, 23 of ViT-L's 24; else evenly spaced."""
-    if depth == 24:
-        return [4, 11, 17, 23]
-    return [depth * (i + 1) // 4 - 1 for i in range(4)]
+VIT_LARGE_BLOCKS = [4, 11, 17, 23]
+"""The paper's blocks of ViT-L's 24 (0-based); on other depths, four evenly spaced ones (ViT-B: 2, 5, 8, 11)."""
 
 
 def default_neck_channels(embed_dim: int) -> list[int]:
@@ -65,8 +61,8 @@ class DPT(SegmentationModel):
                  fusion_bn: bool = True, dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = ViTEncoder(encoder, in_channels, pretrained, indices=list(blocks) if blocks else 4)
-        if blocks is None:
-            self.encoder.indices = default_blocks(len(self.encoder.model.blocks))
+        if blocks is None and len(self.encoder.model.blocks) == 24:
+            self.encoder.indices = list(VIT_LARGE_BLOCKS)
         if len(self.encoder.indices) != 4:
             raise ConfigError(f"DPT reads four transformer blocks, got blocks={list(self.encoder.indices)}")
         if readout != "ignore" and not self.encoder.has_class_token:
