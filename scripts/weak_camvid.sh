@@ -4,6 +4,7 @@
 # box_refresh, scored on the full labels of 0006R0 (never seen), against the recipe rows trained on full masks.
 #   bash scripts/weak_camvid.sh                 # both: scribbles, boxes
 #   bash scripts/weak_camvid.sh scribbles       # one
+#   bash scripts/weak_camvid.sh scribbles:0     # scribbles with another CRF weight (here none: partial CE alone)
 # Each run: runs/weak/camvid_<kind>_run (log.csv, model, eval/metrics.json, copied to docs/results/weak_camvid_<kind>);
 # a stopped run continues (--resume), a finished one is scored again, not retrained.
 set -euo pipefail
@@ -13,13 +14,15 @@ DATA=${PIXELSEG_DATA:-../shared/data}/camvid
 SPLIT=train_0001TP_0016E5
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(scribbles boxes)
-for kind in "${kinds[@]}"; do
-  case $kind in
+for row in "${kinds[@]}"; do
+  kind=${row%%:*} name=$row
+  case $row in
     boxes) method=(--set method.name=box_refresh) ;;
     scribbles) method=(--set method.name=scribble_crf --set method.weight=0.5) ;;
-    *) echo "unknown kind: $kind (boxes or scribbles)" >&2; exit 2 ;;
+    scribbles:*) method=(--set method.name=scribble_crf --set "method.weight=${row#*:}") name=scribbles_w${row#*:} ;;
+    *) echo "unknown kind: $row (boxes, scribbles or scribbles:WEIGHT)" >&2; exit 2 ;;
   esac
-  weak=runs/weak/camvid_$kind run=runs/weak/camvid_${kind}_run
+  weak=runs/weak/camvid_$kind run=runs/weak/camvid_${name}_run
   [ -d "$weak" ] || "$BIN/pixelseg" data weak "$DATA" --layout camvid --kind "$kind" --split "$SPLIT" \
     --splits-dir camvid_sequences --out "$weak"
   if [ ! -d "$run/model" ]; then
@@ -31,7 +34,7 @@ for kind in "${kinds[@]}"; do
   fi
   "$BIN/pixelseg" --quiet eval "$run/model" --backend eager --data "$DATA" --layout camvid \
     --splits-dir camvid_sequences --split val_0006R0 --out "$run/eval" --examples 0
-  kept=docs/results/weak_camvid_$kind
+  kept=docs/results/weak_camvid_$name
   mkdir -p "$kept/eval" && cp "$run/eval/metrics.json" "$kept/eval/" && cp "$run/log.csv" "$kept/"
   grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' > "$kept/cpu.txt"
   cp "$weak/quality_$SPLIT.json" "$kept/" 2>/dev/null || true
