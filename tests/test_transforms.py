@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from pixelseg.data.transforms import (
     ColorJitter,
@@ -7,6 +8,9 @@ from pixelseg.data.transforms import (
     RandomCrop,
     RandomScale,
     ToTensor,
+    denormalise,
+    normalise,
+    renormalise,
     training_transform,
 )
 
@@ -82,3 +86,12 @@ def test_to_tensor_normalises():
     tensor, mask = ToTensor(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))(image, np.zeros((2, 2), np.uint8))
     assert tensor.shape == (3, 2, 2) and float(tensor.min()) == pytest.approx(1.0)
     assert mask.dtype.is_floating_point is False
+
+
+def test_renormalise_inverts_denormalise_and_matches_normalise():
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    normalised = normalise(image, mean, std)[None]
+    pixels = denormalise(normalised, mean, std)
+    assert torch.allclose(pixels[0], torch.from_numpy(image).permute(2, 0, 1).float() / 255, atol=1e-6)
+    assert torch.allclose(renormalise(pixels, mean, std), normalised, atol=1e-6)

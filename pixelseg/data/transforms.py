@@ -177,6 +177,14 @@ def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float
     return images * std_tensor + mean_tensor
 
 
+def renormalise(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(N, C, H, W) pixels in 0..1 normalised again: the inverse of :func:`denormalise`, for methods that change
+    the colours of a batch (photometric views, Fourier style transfer) and hand it back to the network."""
+    mean_tensor = torch.tensor(mean, device=pixels.device).view(1, -1, 1, 1)
+    std_tensor = torch.tensor(std, device=pixels.device).view(1, -1, 1, 1)
+    return (pixels - mean_tensor) / std_tensor
+
+
 class ToTensor:
     """Normalised float (3, H, W) image tensor and int64 (H, W) mask tensor."""
 

@@ -43,7 +43,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pixelseg.data.transforms import denormalise
+from pixelseg.data.transforms import denormalise, renormalise
 from pixelseg.engine.methods.base import TrainingMethod, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 from pixelseg.errors import ConfigError
@@ -95,9 +95,7 @@ def fourier_style(source: torch.Tensor, target: torch.Tensor, beta: float, mean,
         for columns in (slice(0, b), slice(width - b, width)):
             amplitude[..., rows, columns] = target_amplitude[..., rows, columns]
     pixels = torch.fft.ifft2(torch.polar(amplitude, phase)).real.clamp(0, 1)
-    mean_t = torch.tensor(mean, device=source.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=source.device).view(1, -1, 1, 1)
-    return ((pixels - mean_t) / std_t).to(source.dtype)
+    return renormalise(pixels, mean, std).to(source.dtype)
 
 
 def styled_source(method: TrainingMethod, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

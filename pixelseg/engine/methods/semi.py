@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelseg.constants import IGNORE_INDEX
+from pixelseg.data.transforms import denormalise, renormalise
 from pixelseg.engine.methods.base import TrainingMethod, ema_update, frozen_copy, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 
@@ -63,9 +64,7 @@ def strong_view(images: torch.Tensor, mean, std, generator: torch.Generator, str
     ``strength``, grey with probability 0.2, a 3x3 Gaussian blur with probability 0.5; the geometry is unchanged, so
     the teacher's pseudo-labels on the weak view still line up."""
     n, c = images.shape[:2]
-    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
-    x = images * std_t + mean_t
+    x = denormalise(images, mean, std)
 
     def factor() -> torch.Tensor:
         return (1 + strength * (2 * torch.rand(n, 1, 1, 1, generator=generator) - 1)).to(images.device)
@@ -81,7 +80,7 @@ def strong_view(images: torch.Tensor, mean, std, generator: torch.Generator, str
     kernel = (kernel[:, None] * kernel[None, :] / 16).expand(c, 1, 3, 3)
     blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
     x = torch.where(blur.view(-1, 1, 1, 1), blurred, x).clamp(0, 1)
-    return (x - mean_t) / std_t
+    return renormalise(x, mean, std)
 
 
 @register_method("mean_teacher")
