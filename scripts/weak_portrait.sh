@@ -4,6 +4,7 @@
 # of the 137 held-out portraits, against the full-mask model of the same recipe (docs/models/portrait.md).
 #   bash scripts/weak_portrait.sh                 # both: boxes (box_refresh) and scribbles (scribble_crf)
 #   bash scripts/weak_portrait.sh scribbles       # one
+#   bash scripts/weak_portrait.sh scribbles:0     # scribbles with another CRF weight (here none: partial CE alone)
 # Each run: runs/weak/portrait_<kind>_run (log.csv, model, eval_val/metrics.json); a stopped run continues (--resume),
 # a finished one is scored again, not retrained. About 20-25 training min each on 2 CPU cores with bf16.
 set -euo pipefail
@@ -12,13 +13,15 @@ BIN=${BIN:-.venv/bin}
 DATA=${DATA:-../shared/data/portrait}
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(boxes scribbles)
-for kind in "${kinds[@]}"; do
-  case $kind in
+for row in "${kinds[@]}"; do
+  kind=${row%%:*} name=$row
+  case $row in
     boxes) method=(--set method.name=box_refresh) ;;
     scribbles) method=(--set method.name=scribble_crf --set method.weight=0.5) ;;
-    *) echo "unknown kind: $kind (boxes or scribbles)" >&2; exit 2 ;;
+    scribbles:*) method=(--set method.name=scribble_crf --set "method.weight=${row#*:}") name=scribbles_w${row#*:} ;;
+    *) echo "unknown kind: $row (boxes, scribbles or scribbles:WEIGHT)" >&2; exit 2 ;;
   esac
-  weak=runs/weak/portrait_$kind run=runs/weak/portrait_${kind}_run
+  weak=runs/weak/portrait_$kind run=runs/weak/portrait_${name}_run
   [ -d "$weak" ] || "$BIN/pixelseg" data weak "$DATA" --kind "$kind" --split train \
     --splits-dir portrait_last_digit_0 --out "$weak"
   if [ ! -d "$run/model" ]; then
