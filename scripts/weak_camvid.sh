@@ -9,19 +9,14 @@
 # a stopped run continues (--resume), a finished one is scored again, not retrained.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/weak_rows.sh
 BIN=${BIN:-.venv/bin}
 DATA=${PIXELSEG_DATA:-../shared/data}/camvid
 SPLIT=train_0001TP_0016E5
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(scribbles boxes)
 for row in "${kinds[@]}"; do
-  kind=${row%%:*} name=$row
-  case $row in
-    boxes) method=(--set method.name=box_refresh) ;;
-    scribbles) method=(--set method.name=scribble_crf --set method.weight=0.5) ;;
-    scribbles:*) method=(--set method.name=scribble_crf --set "method.weight=${row#*:}") name=scribbles_w${row#*:} ;;
-    *) echo "unknown kind: $row (boxes, scribbles or scribbles:WEIGHT)" >&2; exit 2 ;;
-  esac
+  weak_row "$row"
   weak=runs/weak/camvid_$kind run=runs/weak/camvid_${name}_run
   [ -d "$weak" ] || "$BIN/pixelseg" data weak "$DATA" --layout camvid --kind "$kind" --split "$SPLIT" \
     --splits-dir camvid_sequences --out "$weak"

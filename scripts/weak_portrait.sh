@@ -9,18 +9,13 @@
 # a finished one is scored again, not retrained. About 20-25 training min each on 2 CPU cores with bf16.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/weak_rows.sh
 BIN=${BIN:-.venv/bin}
 DATA=${DATA:-../shared/data/portrait}
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(boxes scribbles)
 for row in "${kinds[@]}"; do
-  kind=${row%%:*} name=$row
-  case $row in
-    boxes) method=(--set method.name=box_refresh) ;;
-    scribbles) method=(--set method.name=scribble_crf --set method.weight=0.5) ;;
-    scribbles:*) method=(--set method.name=scribble_crf --set "method.weight=${row#*:}") name=scribbles_w${row#*:} ;;
-    *) echo "unknown kind: $row (boxes, scribbles or scribbles:WEIGHT)" >&2; exit 2 ;;
-  esac
+  weak_row "$row"
   weak=runs/weak/portrait_$kind run=runs/weak/portrait_${name}_run
   [ -d "$weak" ] || "$BIN/pixelseg" data weak "$DATA" --kind "$kind" --split train \
     --splits-dir portrait_last_digit_0 --out "$weak"
