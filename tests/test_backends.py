@@ -1,6 +1,8 @@
 """Inference backends (eager with folded batch norms, ONNX, torch.compile), export, batched sliding windows and
 test-time augmentation, the pipelined folder prediction and the decoded-image cache."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -107,6 +109,22 @@ def test_onnx_and_eager_backends_match_the_model(tmp_path):
         assert torch.allclose(produced, expected, atol=1e-4, rtol=1e-4), backend
     bf16 = with_backend(model, "eager", "bf16")(images)
     assert bf16.dtype == torch.float32 and (bf16.argmax(1) == expected.argmax(1)).float().mean() > 0.9
+
+
+def test_bf16_eager_stores_its_weights_in_bf16_with_autocasts_exact_results():
+    """The weights autocast would cast on every call are cast once: the same logits, bit for bit, as autocast over
+    the float32 weights."""
+    eager = with_backend(small_model(), "eager", "bf16")
+    convolutions = [m for m in eager.network.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(m.weight.dtype == torch.bfloat16 for m in convolutions)
+    reference = copy.deepcopy(eager.network)
+    for module in reference.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.float()  # bf16 -> float32 is exact: the weights autocast would start from
+    images = torch.randn(2, 3, 64, 96).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = reference.forward_padded(images).float()
+    assert torch.equal(eager.forward_padded(images), expected)
 
 
 def test_tf_encoders_get_static_padding_and_folded_norms_with_the_same_outputs(tmp_path):
