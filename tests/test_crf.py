@@ -180,6 +180,20 @@ def test_compiled_lattice_filters_as_the_tensor_lattice(dim):
     assert torch.allclose(compiled.filter_rows(values), tensors.filter_rows(values), atol=1e-5)
 
 
+def test_splat_matrix_order_does_not_depend_on_the_thread_count():
+    """The splat matrix's counting sort runs in chunks of points (one per thread): any number of chunks gives the
+    serial pass's CSR arrays, each lattice point's entries in point order."""
+    from pixelseg.crf import lattice_cpu
+
+    offsets = np.random.default_rng(0).integers(0, 50, (1001, 3))
+    weights = np.random.default_rng(1).random((1001, 3), dtype=np.float32)
+    serial = lattice_cpu._group(offsets, weights, 50, 1)
+    assert np.all(np.diff(serial[1][serial[0][7]:serial[0][8]]) >= 0)  # a row's points ascend
+    for chunks in (2, 3, 8):
+        assert all(np.array_equal(a, b) for a, b in zip(serial, lattice_cpu._group(offsets, weights, 50, chunks),
+                                                         strict=True))
+
+
 def test_compiled_lattice_still_gives_gradients():
     """Values that need a gradient (CRF-as-RNN training) take the differentiable tensor path of the same lattice."""
     generator = torch.Generator().manual_seed(1)

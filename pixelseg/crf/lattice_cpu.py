@@ -3,9 +3,10 @@
 The vectorised tensor construction in :mod:`pixelseg.crf.permutohedral` sorts the N (d+1) vertex keys to find the
 distinct lattice points: on a 360x480 image with the dense CRF's 5-d appearance features that is a sort of a
 million keys, which costs more than the five mean-field iterations. Here the same steps run point by point, as in
-Krähenbühl & Koltun's reference code: elevation, rounding, ranking and barycentric weights per point (parallel over
-points), then one pass that inserts each vertex key into an open-addressing hash table (the table stays as small as
-the lattice, which is in cache), then the neighbour lookups of the blur. Same lattice points, same weights; the
+Krähenbühl & Koltun's reference code: elevation, rounding, ranking, barycentric weights and the vertices' packed keys
+per point (parallel over points), then one serial pass that inserts each key into an open-addressing hash table (the
+table stays as small as the lattice, which is in cache), then the neighbour lookups of the blur and a counting sort
+into the splat matrix (both parallel). Same lattice points, same weights; the
 lattice points are numbered in order of first appearance instead of sorted key order.
 
 Filtering is compiled too: the splat as a CSR matrix parallel over lattice points, the blur along the d+1 axes,
@@ -52,14 +53,14 @@ def build(features: np.ndarray) -> tuple[np.ndarray, ...]:
     strides = np.ones(d, dtype=np.int64)
     for axis in range(d - 2, -1, -1):
         strides[axis] = strides[axis + 1] * extent[axis + 1]
-    offsets, keys, table_keys, table_values = _insert(rem0, rank, low, strides)
+    offsets, keys, table_keys, table_values = _insert(_vertex_keys(rem0, rank, low, strides))
     deltas = np.empty(d + 1, dtype=np.int64)  # packed-key change of one step along each axis
     for axis in range(d + 1):
         step = np.full(d, -1, dtype=np.int64)
         if axis < d:
             step[axis] = d
         deltas[axis] = int((step * strides).sum())
-    row_starts, points, entry_weights = _group(offsets, weights, keys.shape[0])
+    row_starts, points, entry_weights = _group(offsets, weights, keys.shape[0], numba.get_num_threads())
     return offsets, weights, _neighbours(keys, deltas, table_keys, table_values), row_starts, points, entry_weights
 
 
@@ -132,11 +133,31 @@ if AVAILABLE:
     def _slot(key, mask):  # pragma: no cover - compiled
         return ((key * 0x9E3779B97F4A7C15) >> 17) & mask  # Fibonacci hashing, wraps around in int64
 
-    @numba.njit(cache=True)
-    def _insert(rem0, rank, low, strides):  # pragma: no cover - compiled
+    @numba.njit(parallel=True, cache=True)
+    def _vertex_keys(rem0, rank, low, strides):  # pragma: no cover - compiled
+        """The packed key of every vertex of every point's simplex (N, d+1), parallel over points."""
         count, width = rem0.shape
         d = width - 1
         total_stride = strides.sum()
+        keys = np.empty((count, width), dtype=np.int64)
+        for point in numba.prange(count):
+            base = 0
+            for i in range(d):
+                base += (rem0[point, i] - low[i]) * strides[i]
+            for remainder in range(width):
+                key = base + remainder * total_stride
+                for i in range(d):  # coordinates ranked above d - remainder wrap around by -(d+1)
+                    if rank[point, i] > d - remainder:
+                        key -= width * strides[i]
+                keys[point, remainder] = key
+        return keys
+
+    @numba.njit(cache=True)
+    def _insert(vertex_keys):  # pragma: no cover - compiled
+        """Number the distinct keys of ``vertex_keys`` (N, d+1) in order of first appearance: returns each vertex's
+        lattice point (N, d+1), the distinct keys, and the open-addressing hash table (keys, values) that maps
+        them (one pass, serial; the table's load stays under one half)."""
+        count, width = vertex_keys.shape
         capacity = 1 << 12
         table_keys = np.full(capacity, -1, dtype=np.int64)
         table_values = np.empty(capacity, dtype=np.int64)
@@ -146,14 +167,8 @@ if AVAILABLE:
         last_keys = np.full(width, -1, dtype=np.int64)  # neighbouring pixels mostly share their simplex
         last_values = np.zeros(width, dtype=np.int64)
         for point in range(count):
-            base = 0
-            for i in range(d):
-                base += (rem0[point, i] - low[i]) * strides[i]
             for remainder in range(width):
-                key = base + remainder * total_stride
-                for i in range(d):  # coordinates ranked above d - remainder wrap around by -(d+1)
-                    if rank[point, i] > d - remainder:
-                        key -= width * strides[i]
+                key = vertex_keys[point, remainder]
                 if key == last_keys[remainder]:
                     offsets[point, remainder] = last_values[remainder]
                     continue
@@ -208,26 +223,38 @@ if AVAILABLE:
                     neighbours[axis, side, index] = found
         return neighbours
 
-    @numba.njit(cache=True)
-    def _group(offsets, weights, size):  # pragma: no cover - compiled
+    @numba.njit(parallel=True, cache=True)
+    def _group(offsets, weights, size, chunks):  # pragma: no cover - compiled
         """The splat matrix in CSR form: a counting sort of the (point, vertex) entries by lattice point, stable
-        (a lattice point's entries stay in point order); returns row starts, points and weights."""
+        (a lattice point's entries stay in point order); returns row starts, points and weights. Parallel over
+        ``chunks`` runs of points: each counts its entries per row, and writes them after those of the runs
+        before it, so the order is that of a serial pass."""
         count, vertices = offsets.shape
-        row_starts = np.zeros(size + 1, dtype=np.int64)
-        for point in range(count):
-            for vertex in range(vertices):
-                row_starts[offsets[point, vertex] + 1] += 1
-        for row in range(size):
-            row_starts[row + 1] += row_starts[row]
-        filled = row_starts[:-1].copy()
+        per_chunk = -(-count // chunks)
+        counts = np.zeros((chunks, size), dtype=np.int64)
+        for chunk in numba.prange(chunks):
+            for point in range(chunk * per_chunk, min(count, (chunk + 1) * per_chunk)):
+                for vertex in range(vertices):
+                    counts[chunk, offsets[point, vertex]] += 1
+        row_starts = np.empty(size + 1, dtype=np.int64)
+        running = 0
+        for row in range(size):  # counts become each chunk's first position in the row
+            row_starts[row] = running
+            for chunk in range(chunks):
+                entries = counts[chunk, row]
+                counts[chunk, row] = running
+                running += entries
+        row_starts[size] = running
         points = np.empty(count * vertices, dtype=np.int64)
         entry_weights = np.empty(count * vertices, dtype=np.float32)
-        for point in range(count):
-            for vertex in range(vertices):
-                row = offsets[point, vertex]
-                points[filled[row]] = point
-                entry_weights[filled[row]] = weights[point, vertex]
-                filled[row] += 1
+        for chunk in numba.prange(chunks):
+            for point in range(chunk * per_chunk, min(count, (chunk + 1) * per_chunk)):
+                for vertex in range(vertices):
+                    row = offsets[point, vertex]
+                    position = counts[chunk, row]
+                    points[position] = point
+                    entry_weights[position] = weights[point, vertex]
+                    counts[chunk, row] = position + 1
         return row_starts, points, entry_weights
 
     @numba.njit(parallel=True, cache=True)
