@@ -6,6 +6,8 @@ For each CamVid val image: the model's probabilities (11 classes, 360x480), then
 reference code's settings by both implementations, alternating which runs first, after one untimed warm-up call
 of pixelseg's (it loads the compiled loops and builds the position-only kernel, once per process and image size).
 Prints per-image times, the median of each, their ratio, and the share of pixels on which the label maps agree.
+``--stages`` then prints where pixelseg's time goes: the appearance kernel (its 5-D lattice and normalisation),
+the mean-field iterations, and the whole call, medians over the same images.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 import pixelseg
 from pixelseg.crf import DenseCRF
+from pixelseg.crf.dense import GaussianKernel, appearance_features, mean_field
 from pixelseg.data.layouts import data_root
 from pixelseg.engine.benchmark import timed_call
 from pixelseg.io import read_image
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads for pixelseg (default: all)")
+    parser.add_argument("--stages", action="store_true", help="also time pixelseg's stages")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -74,6 +78,25 @@ def main() -> None:
     print(f"median: pixelseg {ours:.3f} s, pydensecrf2 {reference:.3f} s; pydensecrf2 / pixelseg = "
           f"{reference / ours:.2f}x; agreement min {100 * min(agreements):.3f} %, mean "
           f"{100 * statistics.mean(agreements):.3f} %")
+    if args.stages:
+        print_stages(crf, model, files)
+
+
+def print_stages(crf: DenseCRF, model, files: list[Path]) -> None:
+    """Median seconds of the appearance kernel's construction, the mean field and the whole call, per image."""
+    stages = {"appearance kernel (5-D lattice + normalisation)": [], "mean field": [], "whole call": []}
+    for path in files:
+        image = read_image(path)
+        probabilities = torch.from_numpy(model.predict(image).probabilities.astype(np.float32))
+        pixels = torch.from_numpy(np.ascontiguousarray(image))
+        features = appearance_features(pixels, crf.appearance_sxy, crf.appearance_srgb)
+        stages["appearance kernel (5-D lattice + normalisation)"].append(timed_call(GaussianKernel, features)[0])
+        kernels, compatibilities = crf.setup(pixels)
+        unary = crf.unary(probabilities)
+        stages["mean field"].append(timed_call(mean_field, unary, kernels, compatibilities, crf.iterations)[0])
+        stages["whole call"].append(timed_call(crf, image, probabilities)[0])
+    for name, times in stages.items():
+        print(f"  {name}: {1000 * statistics.median(times):.1f} ms")
 
 
 if __name__ == "__main__":
