@@ -54,3 +54,23 @@ def test_bf16_steps_compute_the_loss_in_float32_and_learn():
     assert set(seen_dtypes) == {torch.float32}
     assert losses[-1] < 0.8 * losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights and their updates stay float32
+
+
+def test_grad_clip_bounds_each_steps_update():
+    """With plain SGD (lr 1) a step moves the weights by the gradient itself: clipped to norm 0.5, the weights move
+    by exactly 0.5 whatever the loss's scale; unclipped, by far more."""
+    def moved(grad_clip):
+        torch.manual_seed(0)
+        model = create("unet", num_classes=2, encoder="regnetx_002", decoder_channels=[8, 8, 8, 8, 8])
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        run = SimpleNamespace(loss_fn=lambda logits, target: 1e4 * torch.nn.functional.cross_entropy(logits, target),
+                              device=torch.device("cpu"), amp_dtype=None)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        images, masks = torch.randn(2, 3, 32, 32), torch.randint(0, 2, (2, 32, 32))
+        train_one_epoch(model, Supervised(run), optimizer, scheduler, [(images, masks)], torch.device("cpu"), 1,
+                        progress=False, grad_clip=grad_clip)
+        return float((torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm())
+
+    assert abs(moved(0.5) - 0.5) < 1e-4
+    assert moved(None) > 100

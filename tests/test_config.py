@@ -73,3 +73,9 @@ def test_every_shipped_config_is_accepted_and_its_model_builds(path):
     config = load_config(path)
     model = dict(config.model)
     create(model.pop("name"), num_classes=3, **{**model, "pretrained": False})
+
+
+def test_grad_clip_must_be_positive():
+    assert load_config(None, ["model.name=unet", "train.grad_clip=1.0"]).train.grad_clip == 1.0
+    with pytest.raises(ConfigError, match="train.grad_clip"):
+        load_config(None, ["model.name=unet", "train.grad_clip=0"])

@@ -140,6 +140,7 @@ class TrainConfig:
     logger: str = "none"  # none, or tensorboard: per-step loss, lr, data and step time, per-epoch metrics
     keep: str = "best"  # model/ from: best (the best val mIoU) or last (the last epoch, unpicked by the val split)
     ema: float = 0.0  # validate and ship an exponential moving average of the weights, this decay per step (0: off)
+    grad_clip: float | None = None  # clip the gradients' global L2 norm to this before each step (null: off)
 
 
 @dataclass
@@ -256,11 +257,14 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
                               f"{closest(checked, allowed)}")
         if prefix + key in PROBABILITIES and not 0 <= checked <= 1:
             raise ConfigError(f"{prefix + key}: {checked!r} is a probability, between 0 and 1")
+        if prefix + key in POSITIVE and checked is not None and not checked > 0:
+            raise ConfigError(f"{prefix + key}: {checked!r} must be above 0 (or null: off)")
         kwargs[key] = checked
     return cls(**kwargs)
 
 
 PROBABILITIES = {"data.class_uniform_crop", "train.ema"}  # keys checked to lie in [0, 1]
+POSITIVE = {"train.grad_clip"}  # keys checked to be above 0 when set
 
 
 def config_from_dict(values: dict) -> Config:

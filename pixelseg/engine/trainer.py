@@ -171,7 +171,8 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
                     after_step: Callable[[EpochProgress], bool] | None = None,
                     channels_last: bool = False,
                     log_step: Callable[[dict[str, float]], None] | None = None,
-                    ema: tuple[torch.nn.Module, float] | None = None) -> EpochProgress:
+                    ema: tuple[torch.nn.Module, float] | None = None,
+                    grad_clip: float | None = None) -> EpochProgress:
     """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming):
     ``method`` (:mod:`pixelseg.engine.methods`) gives each batch's loss and runs after each optimizer step.
 
@@ -179,7 +180,9 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
     scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
     returns True the epoch stops there (an interruption). ``log_step(values)`` gets each optimizer step's loss,
     learning rate, seconds waiting for data and seconds of the step. ``ema = (average, decay)``: the weights'
-    exponential moving average, updated after each optimizer step. Returns where the epoch stands."""
+    exponential moving average, updated after each optimizer step. ``grad_clip``: the gradients' global L2 norm is
+    clipped to it before each optimizer step (``torch.nn.utils.clip_grad_norm_``, on unscaled gradients). Returns
+    where the epoch stands."""
     model.train()
     state = done or EpochProgress()
     optimizer.zero_grad(set_to_none=True)
@@ -197,13 +200,17 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
         loss = method.batch_loss(model, images, masks)  # the model under autocast, the loss in float32
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training diverged: the loss is {loss.item()} at epoch {epoch}, batch {index}; "
-                                   "lower optimizer.lr (or try train.amp=off); the run's last.pt holds its last "
-                                   "checkpoint (train.checkpoint_every)")
+                                   "lower optimizer.lr or set train.grad_clip (or try train.amp=off); the run's "
+                                   "last.pt holds its last checkpoint (train.checkpoint_every)")
         state.loss_total += loss.item()
         loss = loss * _share_of_labelled_pixels(masks, getattr(method.run.loss_fn, "ignore_index", IGNORE_INDEX))
         (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
         state.batches += 1
         if (index + 1) % accumulate == 0:
+            if grad_clip:
+                if scaler:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             if scaler:
                 scaler.step(optimizer)
                 scaler.update()
@@ -498,7 +505,8 @@ def run_epoch(run: Run, state: TrainingState, epoch: int, stop_requested: Callab
                                    run.scaler, run.steps_per_epoch, run.progress, done, after_step,
                                    run.config.train.channels_last,
                                    log_step=lambda values: run.logger.step(run.scheduler.last_epoch, values),
-                                   ema=(run.ema, run.config.train.ema) if run.ema is not None else None)
+                                   ema=(run.ema, run.config.train.ema) if run.ema is not None else None,
+                                   grad_clip=run.config.train.grad_clip)
     progress_now.seconds = time.time() - started
     return progress_now
 
