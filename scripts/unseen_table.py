@@ -51,6 +51,8 @@ ARCHITECTURES = {
     "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
 }
 
+ROW_NOTES = {"refinenet": ", gradient norm clipped to 1"}  # what scripts/unseen_camvid.sh changes beyond the name
+
 
 def read(run: Path) -> dict | None:
     path = run / "eval" / "metrics.json"
@@ -70,6 +72,7 @@ def write_zoo(runs: dict) -> None:
         if row is not None:
             m = runs[row]
             encoder = "MiT-B0, from scratch" if row == "segformer" else "EfficientNet-Lite2, ImageNet"
+            encoder += ROW_NOTES.get(row, "")
             model["camvid_unseen"] = {"miou": round(100 * m["miou"], 2),
                                       "pixel_accuracy": round(100 * m["pixel_accuracy"], 2),
                                       "setting": encoder, "command": f"bash scripts/unseen_camvid.sh {row}"}
