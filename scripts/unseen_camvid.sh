@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # CamVid on the unseen-sequence protocol at a short schedule (configs/camvid_unseen_short.yaml: train on 0001TP +
 # 0016E5, score on 0006R0, half resolution, 8 epochs), one change per row. Every row is scored on 0006R0 by
-# `pixelseg eval` (plain, eager) and lands in runs/unseen_short/<row>/eval/metrics.json, copied with its log.csv and
-# the CPU's name to docs/results/unseen_short/<row>/; scripts/unseen_table.py collects them for docs/models/camvid.md
-# (ablations) and docs/model_zoo.md (the unseen-sequence column).
+# `pixelseg eval` (plain, eager) and lands in runs/unseen_short/<row>/eval/metrics.json, copied with its log.csv,
+# its whole training config (train_config.yaml) and the CPU's name to docs/results/unseen_short/<row>/;
+# scripts/unseen_table.py collects them for docs/models/camvid.md (ablations) and docs/model_zoo.md (the
+# unseen-sequence column).
 #   bash scripts/unseen_camvid.sh                       # every row
 #   bash scripts/unseen_camvid.sh recipe scratch        # some rows
 # A stopped row (Ctrl-C saves last.pt; last.pt is also saved every 10 steps) continues with --resume when the
@@ -92,7 +93,7 @@ for row in "${ROWS[@]}"; do
     "${seed[@]}" "${resume[@]}"
   "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --out "$out/eval" --examples 0
   kept=docs/results/unseen_short/$row  # the scores and the log outlive runs/ (scripts/unseen_table.py reads them)
-  mkdir -p "$kept/eval" && cp "$out/eval/metrics.json" "$kept/eval/" && cp "$out/log.csv" "$kept/"
+  mkdir -p "$kept/eval" && cp "$out/eval/metrics.json" "$kept/eval/" && cp "$out/log.csv" "$out/train_config.yaml" "$kept/"
   grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' > "$kept/cpu.txt"
   echo "$row: $(( $(date +%s) - started )) s wall (train + eval${resume:+, this sitting only})" \
     | tee -a runs/unseen_short/wall_times.txt

@@ -1,6 +1,6 @@
 """Tables of the unseen-sequence short protocol (scripts/unseen_camvid.sh) for docs/models/camvid.md and
-docs/model_zoo.md, from docs/results/unseen_short/<row>/ (each row's eval/metrics.json, log.csv and cpu.txt, copied
-there from runs/unseen_short/<row>/ by the script).
+docs/model_zoo.md, from docs/results/unseen_short/<row>/ (each row's eval/metrics.json, log.csv, cpu.txt and, for
+rows run since pixelseg wrote it, train_config.yaml, copied there from runs/unseen_short/<row>/ by the script).
 
     python scripts/unseen_table.py [--runs docs/results/unseen_short]
     python scripts/unseen_table.py --write-zoo      # also docs/results/zoo.json's unseen-sequence column
@@ -16,6 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
+from pixelseg.engine.config import Config, load_config
 from pixelseg.engine.loggers import read_log
 
 ABLATIONS = {
@@ -51,16 +52,23 @@ ARCHITECTURES = {
     "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
 }
 
-ROW_NOTES = {"refinenet": ", gradient norm clipped to 1"}  # what scripts/unseen_camvid.sh changes beyond the name
-
 
 def read(run: Path) -> dict | None:
     path = run / "eval" / "metrics.json"
     if not path.is_file():
         return None
     cpu = run / "cpu.txt"
+    config = run / "train_config.yaml"
     return {**json.loads(path.read_text()), "minutes": read_log(run)["minutes"],
-            "cpu": cpu.read_text().strip() if cpu.is_file() else "not recorded"}
+            "cpu": cpu.read_text().strip() if cpu.is_file() else "not recorded",
+            "config": load_config(config) if config.is_file() else None}
+
+
+def setting_notes(config: Config | None) -> str:
+    """What a row's training config changes beyond the architecture that a zoo reader needs to know."""
+    if config is None or config.train.grad_clip is None:
+        return ""
+    return f", gradient norm clipped to {config.train.grad_clip:g}"
 
 
 def write_zoo(runs: dict) -> None:
@@ -72,7 +80,7 @@ def write_zoo(runs: dict) -> None:
         if row is not None:
             m = runs[row]
             encoder = "MiT-B0, from scratch" if row == "segformer" else "EfficientNet-Lite2, ImageNet"
-            encoder += ROW_NOTES.get(row, "")
+            encoder += setting_notes(m["config"])
             model["camvid_unseen"] = {"miou": round(100 * m["miou"], 2),
                                       "pixel_accuracy": round(100 * m["pixel_accuracy"], 2),
                                       "setting": encoder, "command": f"bash scripts/unseen_camvid.sh {row}"}

@@ -40,6 +40,16 @@ def test_run_folder_contents(trained_run):
     assert log["minutes"] == pytest.approx(sum(float(r["seconds"]) for r in rows) / 60)
 
 
+def test_run_folder_keeps_the_config_it_trained_with(trained_run):
+    from pixelseg.engine.config import load_config
+
+    checkpoint = load_checkpoint(trained_run / "last.pt")
+    again = load_config(trained_run / "train_config.yaml")  # what `pixelseg train RUN/train_config.yaml` reads
+    assert again.to_dict() == checkpoint["config"]
+    assert again.train.epochs == 2 and again.model["encoder"] == "regnetx_002"
+    assert again.train.grad_clip is None  # a default the tiny config leaves out is written too
+
+
 def _same_weights(model_dir, checkpoint_path) -> bool:
     from safetensors.torch import load_file
 

@@ -8,6 +8,8 @@
   ``train.checkpoint_every`` steps and when Ctrl-C or SIGTERM stops the run (after the current step), so that
   ``--resume`` continues at that step to the weights an uninterrupted run reaches,
 - ``model/`` (safetensors + JSON) from the best checkpoint, loadable with ``pixelseg.load``,
+- ``train_config.yaml``: the whole config the run trained with, defaults and ``--set`` overrides included
+  (``pixelseg train RUN/train_config.yaml`` runs it again),
 - ``log.csv`` (one row per epoch; ``seconds`` is the epoch's training and validation time, an epoch stopped
   and resumed counting its steps on both sides of the stop but not the time in between) and ``curve.png``
   (loss and val mIoU).
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data import open_dataset, require_clean
@@ -42,6 +45,7 @@ from pixelseg.engine.hardware import cpu_has_fast_bf16
 from pixelseg.engine.loggers import NullLogger, build_logger, write_log
 from pixelseg.engine.methods import TrainingMethod, build_method, ema_update, frozen_copy
 from pixelseg.errors import CheckpointError, ConfigError, TrainingDiverged
+from pixelseg.io import atomic_path
 from pixelseg.losses import build_loss, class_weights_from_counts
 from pixelseg.models import create, save_model
 from pixelseg.models.serialization import build_from_config, load_saved
@@ -407,6 +411,7 @@ def build_run(config: Config, resume: bool | str | Path = False, progress: bool 
     out_dir = Path(config.train.out_dir)
     if context.is_main:
         check_free_space(out_dir, model, config.optimizer.name)
+        write_config(config, out_dir / "train_config.yaml")
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer, steps_per_epoch * config.train.epochs)
     amp_dtype = autocast_dtype(config.train.amp, device)
@@ -601,6 +606,12 @@ def initialise_from(model: torch.nn.Module, source: Path) -> None:
     if trained.config != model.config:
         raise ConfigError(f"train.init_from: {source} holds {trained.config}, the config builds {model.config}")
     model.load_state_dict(trained.state_dict())
+
+
+def write_config(config: Config, path: Path) -> None:
+    """The run's resolved config as YAML that ``load_config`` reads back to the same config (written atomically)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def check_output_dir(out_dir: Path) -> None:
