@@ -129,7 +129,7 @@ class TrainConfig:
     seed: int = 0  # weights, shuffling and augmentation all follow from it
     val_every: int = 1  # validate every N epochs (and after the last)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    out_dir: str = "runs/run"  # last.pt, best.pt, model/, log.csv, curve.png
+    out_dir: str = "runs/run"  # last.pt, best.pt, model/, log.csv, curve.png, train_config.yaml
     steps_per_epoch: int | None = None  # cap on optimizer steps per epoch (quick runs)
     threads: int | None = None  # CPU threads for torch (default: all cores)
     init_from: str | None = None  # start from these weights (model dir or checkpoint of the same architecture)
