@@ -25,6 +25,8 @@
 #                 norm clipped to 1: its decoder has no normalisation, and without the clip its loss went from
 #                 0.98 to 72,236 in epoch 3)
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
+#   enet, bisenetv2, segnet_basic, hrnet   the architecture with its own encoder, from scratch (ENet, BiSeNet V2 and
+#                 SegNet-Basic are trained from scratch in their papers; HRNet has no offline ImageNet weights)
 # Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
 #   da_fda        da_entropy with the source images in the target's style (FDA, source_style 0.03: about the
@@ -70,6 +72,7 @@ for row in "${ROWS[@]}"; do
       changes=(--set "model.name=$row") ;;
     refinenet)   changes=(--set model.name=refinenet --set train.grad_clip=1.0) ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
+    enet|bisenetv2|segnet_basic|hrnet) changes=(--set "model={name: $row}") ;;
     da_entropy|da_self_training|da_fda)
       target=runs/unseen_short/target_0006R0
       [ -d "$target" ] || image_links "$target" val_0006R0

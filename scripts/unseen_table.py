@@ -49,7 +49,9 @@ ARCHITECTURES = {
     "recipe": "U-Net", "deeplabv3plus": "DeepLabv3+", "fpn": "FPN", "pspnet": "PSPNet", "upernet": "UPerNet",
     "linknet": "LinkNet", "gcn": "GCN (Large Kernel Matters)", "deeplabv3": "DeepLabv3", "refinenet": "RefineNet",
     "bisenetv1": "BiSeNet V1", "danet": "DANet", "ccnet": "CCNet", "nonlocal": "Non-local",
-    "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)",
+    "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)", "enet": "ENet (from scratch)",
+    "bisenetv2": "BiSeNet V2 (from scratch)", "segnet_basic": "SegNet-Basic (from scratch)",
+    "hrnet": "HRNetV2 (from scratch)",
 }
 
 
@@ -64,11 +66,20 @@ def read(run: Path) -> dict | None:
             "config": load_config(config) if config.is_file() else None}
 
 
-def setting_notes(config: Config | None) -> str:
-    """What a row's training config changes beyond the architecture that a zoo reader needs to know."""
-    if config is None or config.train.grad_clip is None:
-        return ""
-    return f", gradient norm clipped to {config.train.grad_clip:g}"
+def setting(row: str, config: Config | None) -> str:
+    """A zoo row's encoder and what its training config changes beyond the architecture, from the kept config
+    (rows kept before pixelseg wrote train_config.yaml: the script's encoder for that row)."""
+    if config is None:
+        return "MiT-B0, from scratch" if row == "segformer" else "EfficientNet-Lite2, ImageNet"
+    model = config.model
+    if "encoder" not in model:
+        text = "its own encoder, from scratch"
+    else:
+        name = "EfficientNet-Lite2" if model["encoder"] == "tf_efficientnet_lite2" else model["encoder"]
+        text = f"{name}, {'ImageNet' if model.get('pretrained') else 'from scratch'}"
+    if config.train.grad_clip is not None:
+        text += f", gradient norm clipped to {config.train.grad_clip:g}"
+    return text
 
 
 def write_zoo(runs: dict) -> None:
@@ -79,8 +90,7 @@ def write_zoo(runs: dict) -> None:
         row = next((r for r in ARCHITECTURES if names.get(r, r) == model["name"] and r in runs), None)
         if row is not None:
             m = runs[row]
-            encoder = "MiT-B0, from scratch" if row == "segformer" else "EfficientNet-Lite2, ImageNet"
-            encoder += setting_notes(m["config"])
+            encoder = setting(row, m["config"])
             model["camvid_unseen"] = {"miou": round(100 * m["miou"], 2),
                                       "pixel_accuracy": round(100 * m["pixel_accuracy"], 2),
                                       "setting": encoder, "command": f"bash scripts/unseen_camvid.sh {row}"}
