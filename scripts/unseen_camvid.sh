@@ -19,6 +19,7 @@
 #   ohem          OHEM cross-entropy (the hard pixels: label probability below 0.7, at least 10 %) in place of CE
 #   class_uniform half the crops centred on a pixel of a class drawn uniformly from the frame's classes
 #   ema           validate and ship the weights' moving average (train.ema 0.99 per step)
+#   encoder_lr    the ImageNet encoder fine-tuned at a tenth of the learning rate (optimizer.encoder_lr 0.1)
 #   fullres       full resolution (360x480 input, 352x480 crops)
 #   deeplabv3plus, deeplabv3, fpn, pspnet, upernet, linknet, gcn, refinenet, bisenetv1, danet, ccnet, nonlocal,
 #   maskformer    the architecture on the same ImageNet EfficientNet-Lite2 encoder (refinenet with its gradients'
@@ -33,7 +34,7 @@
 #                 paper's 5 lowest frequencies on 176x240 crops)
 #   sup_eighth    supervised on 1/8 of the labels (train_eighth: every 8th frame, 46), 64 epochs (the recipe's steps)
 #   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher
-# Append _seed1 to a fewer-labels, ohem, class_uniform or ema row for its second seed.
+# Append _seed1 to a fewer-labels, ohem, class_uniform, ema or encoder_lr row for its second seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -53,7 +54,7 @@ image_links() {  # image_links FOLDER LIST [exclude]: symlinks to the CamVid ima
 for row in "${ROWS[@]}"; do
   base=$row seed=()
   case $row in
-    da_*_seed1|*_eighth_seed1|ohem_seed1|class_uniform_seed1|ema_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;;
+    da_*_seed1|*_eighth_seed1|ohem_seed1|class_uniform_seed1|ema_seed1|encoder_lr_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;;
   esac
   case $base in
     recipe)      changes=() ;;
@@ -67,6 +68,7 @@ for row in "${ROWS[@]}"; do
     ohem)        changes=(--set loss.ce=0 --set loss.ohem=1.0) ;;
     class_uniform) changes=(--set data.class_uniform_crop=0.5) ;;
     ema)         changes=(--set train.ema=0.99) ;;
+    encoder_lr)  changes=(--set optimizer.encoder_lr=0.1) ;;
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
     deeplabv3plus|deeplabv3|fpn|pspnet|upernet|linknet|gcn|bisenetv1|danet|ccnet|nonlocal|maskformer)
       changes=(--set "model.name=$row") ;;

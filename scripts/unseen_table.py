@@ -32,6 +32,8 @@ ABLATIONS = {
     "class_uniform_seed1": "half the crops centred on a class drawn uniformly (seed 1)",
     "ema": "the weights' moving average (train.ema 0.99) validated and kept (seed 0)",
     "ema_seed1": "the weights' moving average (train.ema 0.99) validated and kept (seed 1)",
+    "encoder_lr": "the encoder at a tenth of the learning rate (optimizer.encoder_lr 0.1; seed 0)",
+    "encoder_lr_seed1": "the encoder at a tenth of the learning rate (optimizer.encoder_lr 0.1; seed 1)",
     "fullres": "full resolution (360x480 input)",
     "fp32": "float32 training (seed 0)",
     "fp32_seed1": "float32 training (seed 1)",

@@ -75,6 +75,12 @@ def test_every_shipped_config_is_accepted_and_its_model_builds(path):
     create(model.pop("name"), num_classes=3, **{**model, "pretrained": False})
 
 
+def test_encoder_lr_must_be_positive():
+    assert load_config(None, ["model.name=unet", "optimizer.encoder_lr=0.1"]).optimizer.encoder_lr == 0.1
+    with pytest.raises(ConfigError, match="optimizer.encoder_lr: -0.1 must be above 0"):
+        load_config(None, ["model.name=unet", "optimizer.encoder_lr=-0.1"])
+
+
 def test_grad_clip_must_be_positive():
     assert load_config(None, ["model.name=unet", "train.grad_clip=1.0"]).train.grad_clip == 1.0
     with pytest.raises(ConfigError, match="train.grad_clip"):

@@ -379,3 +379,44 @@ def test_loader_workers_leave_sigint_and_sigterm_to_the_main_process():
             "print(*(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "True"], done.stderr
+
+
+def test_encoder_lr_scales_the_encoders_first_adamw_step():
+    """AdamW's first step moves each weight by lr * g / (|g| + eps), about lr wherever the gradient is not tiny: with
+    ``optimizer.encoder_lr: 0.1`` the encoder's weights move a tenth as far as the decoder's, and the log's lr (the
+    first group) is the decoder's."""
+    from types import SimpleNamespace
+
+    from pixelseg.engine.config import load_config
+    from pixelseg.engine.methods import Supervised
+    from pixelseg.models import create
+
+    config = load_config(None, ["model.name=unet", "optimizer.lr=0.01", "optimizer.weight_decay=0",
+                                "optimizer.encoder_lr=0.1"])
+    torch.manual_seed(0)
+    model = create("unet", num_classes=2, encoder="regnetx_002", decoder_channels=[8, 8, 8, 8, 8])
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = train_module.build_optimizer(config, model)
+    scheduler = train_module.build_scheduler(config, optimizer, total_steps=10)
+    run = SimpleNamespace(loss_fn=torch.nn.functional.cross_entropy, device=torch.device("cpu"), amp_dtype=None)
+    images, masks = torch.randn(2, 3, 32, 32), torch.randint(0, 2, (2, 32, 32))
+    train_module.train_one_epoch(model, Supervised(run), optimizer, scheduler, [(images, masks)], torch.device("cpu"),
+                                 1, progress=False)
+
+    def median_move(in_encoder: bool) -> float:
+        moves = torch.cat([(p.detach() - before[name]).abs().flatten() for name, p in model.named_parameters()
+                           if name.startswith("encoder.") == in_encoder])
+        return float(moves[moves > 0].median())
+
+    assert median_move(False) == pytest.approx(0.01, rel=0.05)
+    assert median_move(True) == pytest.approx(0.001, rel=0.05)
+    assert optimizer.param_groups[0]["initial_lr"] == 0.01
+
+
+def test_encoder_lr_is_refused_for_a_network_without_a_separate_encoder():
+    from pixelseg.engine.config import load_config
+    from pixelseg.models import create
+
+    config = load_config(None, ["model.name=enet", "optimizer.encoder_lr=0.1"])
+    with pytest.raises(ConfigError, match="optimizer.encoder_lr: enet has no separate encoder"):
+        train_module.build_optimizer(config, create("enet", num_classes=3))

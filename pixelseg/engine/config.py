@@ -110,6 +110,7 @@ class OptimizerConfig:
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 1e-4  # on weights, not on norms and biases
     momentum: float = 0.9  # SGD (Nesterov) momentum
+    encoder_lr: float = 1.0  # the pretrained encoder's learning rate as a fraction of lr (0.1: fine-tune it gently)
 
 
 @dataclass
@@ -258,13 +259,13 @@ def _build(cls: type, values: dict, prefix: str) -> Any:
         if prefix + key in PROBABILITIES and not 0 <= checked <= 1:
             raise ConfigError(f"{prefix + key}: {checked!r} is a probability, between 0 and 1")
         if prefix + key in POSITIVE and checked is not None and not checked > 0:
-            raise ConfigError(f"{prefix + key}: {checked!r} must be above 0 (or null: off)")
+            raise ConfigError(f"{prefix + key}: {checked!r} must be above 0{POSITIVE[prefix + key]}")
         kwargs[key] = checked
     return cls(**kwargs)
 
 
 PROBABILITIES = {"data.class_uniform_crop", "train.ema"}  # keys checked to lie in [0, 1]
-POSITIVE = {"train.grad_clip"}  # keys checked to be above 0 when set
+POSITIVE = {"train.grad_clip": " (or null: off)", "optimizer.encoder_lr": ""}  # keys checked to be above 0 when set
 
 
 def config_from_dict(values: dict) -> Config:

@@ -94,11 +94,20 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def build_optimizer(config: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW or SGD with no weight decay on norms and biases, and the encoder at ``optimizer.encoder_lr`` times the
+    learning rate (the schedule scales every group alike). The first group is the decoder's weights at ``lr``."""
     settings = config.optimizer
-    # No weight decay on norms and biases.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    encoder = getattr(model, "encoder", None)
+    if settings.encoder_lr != 1.0 and not isinstance(encoder, torch.nn.Module):
+        raise ConfigError(f"optimizer.encoder_lr: {config.model['name']} has no separate encoder (model.encoder) "
+                          "to give its own learning rate; leave it at 1")
+    in_encoder = {id(p) for p in encoder.parameters()} if settings.encoder_lr != 1.0 else set()
+    groups = []
+    for part, lr in ((False, settings.lr), (True, settings.lr * settings.encoder_lr)):
+        params = [p for p in model.parameters() if p.requires_grad and (id(p) in in_encoder) == part]
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": settings.weight_decay, "lr": lr},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
+    groups = [group for group in groups if group["params"]]
     if settings.name == "sgd":
         return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum, nesterov=True)
     return torch.optim.AdamW(groups, lr=settings.lr)
