@@ -63,6 +63,19 @@ def test_models_and_methods_are_listed(client):
     assert "grabcut" in listing["methods"] and "otsu" in listing["methods"]
 
 
+def test_listing_the_models_does_not_choose_their_backends(models_dir, monkeypatch):
+    """The backend choice measures speed and accuracy on a model's first use (half a minute on 2 busy cores):
+    the page's model list must not wait for it."""
+    import pixelseg.loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("listing the models chose a backend")
+
+    monkeypatch.setattr(pixelseg.loading, "load_fastest", refuse)
+    listing = TestClient(create_app(ServerSettings(models_dir=models_dir))).get("/api/models").json()
+    assert {"camvid", "portrait", "tiny"} <= {m["name"] for m in listing["models"]}
+
+
 def test_segment_with_a_model_in_every_output(client):
     image = scene()[0]
     labels = client.post("/api/segment", files=upload(image), data={"model": "tiny"})

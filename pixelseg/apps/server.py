@@ -63,9 +63,19 @@ class ModelStore:
                 if (entry / "config.json").is_file() or entry.suffix in (".pt", ".onnx"):
                     self.sources.setdefault(entry.stem if entry.is_file() else entry.name, entry.resolve())
         self.loaded: dict[str, object] = {}
+        self.classes_of: dict[str, object] = {}
 
     def names(self) -> list[str]:
         return list(self.sources)
+
+    def classes(self, name: str):
+        """A model's classes, read without choosing its backend (which measures speed and accuracy on first use)."""
+        from pixelseg.loading import load
+
+        if name not in self.classes_of:
+            model = self.loaded.get(name) or load(self.sources[name])
+            self.classes_of[name] = model.classes
+        return self.classes_of[name]
 
     def get(self, name: str):
         from pixelseg.loading import load_fastest
@@ -142,14 +152,15 @@ async def page():
 
 
 @router.get("/api/models")
-async def list_models(services: ServicesDependency) -> dict:
-    """The models (shipped ones and those in the models folder) with their classes, and the classical methods."""
+def list_models(services: ServicesDependency) -> dict:
+    """The models (shipped ones and those in the models folder) with their classes, and the classical methods.
+    A plain function: FastAPI runs it in a worker thread, so reading the models never holds up other requests."""
     from pixelseg.classical import METHODS
 
     models = []
     for name in services.store.names():
         try:
-            classes = services.store.get(name).classes
+            classes = services.store.classes(name)
         except PixelsegError:
             continue
         models.append({"name": name, "classes": classes.names, "palette": [list(c) for c in classes.palette]})
