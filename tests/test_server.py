@@ -76,6 +76,33 @@ def test_listing_the_models_does_not_choose_their_backends(models_dir, monkeypat
     assert {"camvid", "portrait", "tiny"} <= {m["name"] for m in listing["models"]}
 
 
+def test_a_model_loading_for_its_first_request_does_not_hold_up_the_others(models_dir, monkeypatch):
+    import pixelseg.loading
+
+    loading, release, loaded = threading.Event(), threading.Event(), threading.Event()
+    original = pixelseg.loading.load_fastest
+
+    def slow(source, **kwargs):  # a backend choice measuring speed and accuracy
+        loading.set()
+        release.wait(10)
+        loaded.set()
+        return original(source, verbose=False)
+
+    monkeypatch.setattr(pixelseg.loading, "load_fastest", slow)
+    with TestClient(create_app(ServerSettings(models_dir=models_dir))) as client:
+        results = {}
+        worker = threading.Thread(target=lambda: results.update(
+            segment=client.post("/api/segment", files=upload(), data={"model": "tiny"})))
+        worker.start()
+        assert loading.wait(10)
+        health = client.get("/api/health").status_code
+        answered_while_loading = not loaded.is_set()
+        release.set()
+        worker.join(30)
+    assert health == 200 and answered_while_loading
+    assert results["segment"].status_code == 200
+
+
 def test_segment_with_a_model_in_every_output(client):
     image = scene()[0]
     labels = client.post("/api/segment", files=upload(image), data={"model": "tiny"})

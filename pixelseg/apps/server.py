@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -64,6 +65,7 @@ class ModelStore:
                     self.sources.setdefault(entry.stem if entry.is_file() else entry.name, entry.resolve())
         self.loaded: dict[str, object] = {}
         self.classes_of: dict[str, object] = {}
+        self.lock = threading.Lock()
 
     def names(self) -> list[str]:
         return list(self.sources)
@@ -78,12 +80,15 @@ class ModelStore:
         return self.classes_of[name]
 
     def get(self, name: str):
+        """The model on the fastest path that keeps its accuracy (an .onnx file runs as it is), loaded once: two
+        requests for a model not loaded yet wait for one load."""
         from pixelseg.loading import load_fastest
 
         if name not in self.sources:  # a name, never a path: nothing outside the folders can be reached
             raise KeyError(name)
-        if name not in self.loaded:  # the fastest path that keeps the accuracy (an .onnx file runs as it is)
-            self.loaded[name] = load_fastest(self.sources[name])
+        with self.lock:
+            if name not in self.loaded:
+                self.loaded[name] = load_fastest(self.sources[name])
         return self.loaded[name]
 
 
@@ -110,7 +115,12 @@ class Services:
         except PixelsegError as error:
             raise HTTPException(400, str(error)) from None
 
-    def model_named(self, name: str):
+    async def model_named(self, name: str):
+        """A model by name, loaded in a worker thread: its first load chooses a backend, which measures speed and
+        accuracy for seconds, and must not hold up the other requests."""
+        return await run_in_threadpool(self._model_named, name)
+
+    def _model_named(self, name: str):
         try:
             return self.store.get(name)
         except KeyError:
@@ -194,7 +204,7 @@ async def segment(services: ServicesDependency, file: UploadFile = File(...), mo
         name = model or next(iter(services.store.names()), None)
         if name is None:
             raise HTTPException(404, "no model is available; start the server with --models-dir")
-        chosen = services.model_named(name)
+        chosen = await services.model_named(name)
         crf_model = None
         if crf:
             from pixelseg.crf import DenseCRF
@@ -237,7 +247,7 @@ async def cutout(services: ServicesDependency, file: UploadFile = File(...), box
         raise HTTPException(422, f"refine_method must be one of {', '.join(REFINE_METHODS)}")
     image = await services.read_upload(file)
     name = default_model(parsed_box, None, model)
-    chosen = services.model_named(name) if name else None
+    chosen = await services.model_named(name) if name else None
     cut = CutoutSettings(box=parsed_box, model=chosen, classes=parse_class_names(classes),
                          refine=default_refine(refine, parsed_box, None), refine_method=refine_method,
                          background=background)
