@@ -6,8 +6,8 @@ The photo: portrait images of ../shared/data/portrait's validation list (index e
 never trained on them), resized 2x to 600x800 (the dataset holds them at half of their 600x800 size) and written
 as JPEG (quality 95). Stages, each the median over the repeats and the images: decode (the JPEG file to RGB),
 network (the model's foreground probability at the photo's size, through the backend `--backend auto` picks and
-through eager float32), refinement (the guided-filter alpha on the boundary band), encode (the RGBA PNG, as
-`pixelseg cutout` writes it).
+through eager float32), refinement (the guided-filter alpha on the boundary band), foreground colours (blur-fusion
+under the soft alpha), encode (the RGBA PNG, as `pixelseg cutout` writes it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import pixelseg
-from pixelseg.apps.cutout import CutoutSettings, composite, foreground_mask, refine_alpha
+from pixelseg.apps.cutout import CutoutSettings, composite, foreground_colours, foreground_mask, refine_alpha
 from pixelseg.engine.auto_backend import model_validation_data
 from pixelseg.engine.backends import with_backend
 from pixelseg.engine.benchmark import timed_call
@@ -43,9 +43,9 @@ def photos(model, folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def encode_cutout(image, alpha) -> bytes:
+def encode_cutout(image, alpha, colours) -> bytes:
     """The RGBA cutout as PNG bytes, as `pixelseg cutout` writes it."""
-    return encode_png(composite(image, alpha, None))
+    return encode_png(composite(image, alpha, None, colours))
 
 
 def main() -> None:
@@ -58,7 +58,8 @@ def main() -> None:
     paths = photos(fastest, Path(tempfile.mkdtemp()), args.images)
     models = {f"network, {fastest.backend} {getattr(fastest, 'precision', 'fp32')} (`--backend auto`)": fastest,
               "network, eager fp32": with_backend(pixelseg.load(args.model), "eager")}
-    times: dict[str, list[float]] = {"decode": [], **{name: [] for name in models}, "refinement": [], "encode": []}
+    times: dict[str, list[float]] = {"decode": [], **{name: [] for name in models}, "refinement": [],
+                                     "foreground colours": [], "encode": []}
     for _ in range(args.repeats):
         for path in paths:
             seconds, image = timed_call(read_image, path)
@@ -68,7 +69,9 @@ def main() -> None:
                 times[name].append(seconds)
             seconds, alpha = timed_call(refine_alpha, image, mask)
             times["refinement"].append(seconds)
-            times["encode"].append(timed_call(encode_cutout, image, alpha)[0])
+            seconds, colours = timed_call(foreground_colours, image, alpha)
+            times["foreground colours"].append(seconds)
+            times["encode"].append(timed_call(encode_cutout, image, alpha, colours)[0])
     height, width = image.shape[:2]
     print(f"{len(paths)} photos {width}x{height} (JPEG), {torch.get_num_threads()} CPU threads, median of "
           f"{args.repeats} rounds\n")
@@ -76,7 +79,7 @@ def main() -> None:
     for name, values in times.items():
         print(f"| {name} | {1000 * statistics.median(values):.1f} |")
     first = next(iter(models))
-    total = sum(statistics.median(times[k]) for k in ("decode", first, "refinement", "encode"))
+    total = sum(statistics.median(times[k]) for k in ("decode", first, "refinement", "foreground colours", "encode"))
     print(f"| total with the `--backend auto` network | {1000 * total:.1f} |")
     long_side = fastest.meta.get("inference_long_side")
     if long_side:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -97,6 +98,26 @@ def test_refined_alpha_is_soft_only_near_the_boundary():
 
     far = cv2.erode(distance_inside, np.ones((11, 11), np.uint8)).astype(bool)
     assert (alpha[far] == 1).all() and not soft[far].any()
+
+
+def test_soft_edges_take_the_foregrounds_colours_not_the_old_backgrounds():
+    """image = alpha F + (1 - alpha) B with a known soft alpha over a green background: the colours the cutout keeps
+    under the soft alpha are nearer F than the image's own, and exactly the image where alpha is 1."""
+    truth = scene()[1]
+    foreground = np.clip(np.random.default_rng(0).normal(200, 12, (*truth.shape, 3)), 0, 255)  # F: the object's
+    green = np.zeros_like(foreground)
+    green[..., 1] = 255
+    alpha = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 2.0)
+    image = np.round(alpha[..., None] * foreground + (1 - alpha[..., None]) * green).astype(np.uint8)
+    soft = (alpha > 0.05) & (alpha < 0.95)
+    kept = composite(image, alpha, None)[..., :3].astype(float)
+
+    def spill(colours):  # what shows of the colours' error once composited: alpha |colours - F|
+        return float((alpha[..., None] * np.abs(colours - foreground))[soft].mean())
+
+    assert spill(kept) < 0.6 * spill(image.astype(float))
+    solid = alpha >= 1
+    assert solid.any() and (kept[solid] == image[solid]).all()
 
 
 def test_backgrounds(tmp_path):

@@ -4,7 +4,9 @@ The foreground comes from a box (GrabCut, no model needed), from a segmentation 
 (the model's probabilities seed GrabCut inside the box). With none of them, the shipped ``portrait`` model cuts the
 person out (rembg's one-click use). The alpha can be refined along the boundary with a guided filter (He, Sun &
 Tang, ECCV 2010) so that fine structures such as hair get soft, not jagged, edges, or by closed-form matting
-(Levin, Lischinski & Weiss, CVPR 2006 / TPAMI 2008, through pymatting) on the same band.
+(Levin, Lischinski & Weiss, CVPR 2006 / TPAMI 2008, through pymatting) on the same band. Where the alpha is soft,
+the foreground's own colours are estimated (blur-fusion, Forte & Pitié 2021) so that the old background does not
+show through as a halo on the new one.
 """
 
 from __future__ import annotations
@@ -192,10 +194,49 @@ def parse_colour(text: str) -> tuple[int, int, int] | None:
         return None
 
 
-def composite(image: np.ndarray, alpha: np.ndarray, background: str | None) -> np.ndarray:
-    """RGBA (transparent background) or RGB over a colour, an image (resized to fit) or the image blurred."""
+def foreground_colours(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, ...] = (30, 4)) -> np.ndarray:
+    """The foreground's own colours F (uint8 RGB) under a soft ``alpha``, from image = alpha F + (1 - alpha) B:
+    blur-fusion foreground estimation (Forte & Pitié, "Approximate fast foreground colour estimation", ICIP 2021),
+    their two passes, with box sizes 30 and 4 instead of the paper's 90 and 6 (chosen on portraits of 300x400
+    composited over other photos with a known soft alpha: the colour error under the alpha fell to 0.71x that of
+    the plain image, 0.80x with 90 and 6; docs/models/portrait.md). Each pass takes local means of F (weighted by
+    alpha) and B (by 1 - alpha) and corrects F so that alpha F + (1 - alpha) B gives the image back. F is only
+    estimated where alpha is soft: where it is 1, F is the image; where it is 0, F is not seen (the image is kept)."""
+    weights = np.ascontiguousarray(alpha, dtype=np.float32)
+    soft = np.flatnonzero((weights > 0) & (weights < 1))  # flat indices: gathers 3x faster than a boolean mask
+    if not soft.size:
+        return image
+    pixels = image.astype(np.float32) * np.float32(1 / 255)
+    soft_alpha, soft_pixels = weights.reshape(-1)[soft, None], pixels.reshape(-1, 3)[soft]
+    foreground_weighted = pixels * weights[..., None]  # F alpha and B (1 - alpha), F = B = the image to start
+    background_weighted = pixels - foreground_weighted
+    for step, radius in enumerate(radii):
+        size = (radius, radius)
+        blurred_alpha = cv2.blur(weights, size).reshape(-1, 1)
+        blurred_background = cv2.blur(background_weighted, size).reshape(-1, 3)
+        mean_foreground = cv2.blur(foreground_weighted, size).reshape(-1, 3)[soft] / (blurred_alpha[soft] + 1e-5)
+        mean_background = blurred_background[soft] / (1 - blurred_alpha[soft] + 1e-5)
+        estimate = np.clip(mean_foreground + soft_alpha * (soft_pixels - soft_alpha * mean_foreground
+                                                           - (1 - soft_alpha) * mean_background), 0, 1)
+        if step < len(radii) - 1:  # the next pass's F alpha and B (1 - alpha), B the mean background everywhere
+            foreground_weighted.reshape(-1, 3)[soft] = estimate * soft_alpha  # elsewhere: the image, or 0
+            background = blurred_background / (1 - blurred_alpha + 1e-5)
+            background_weighted = background.reshape(pixels.shape) * (1 - weights[..., None])
+    colours = image.copy()
+    colours.reshape(-1, 3)[soft] = np.round(estimate * 255).astype(np.uint8)
+    return colours
+
+
+def composite(image: np.ndarray, alpha: np.ndarray, background: str | None,
+              foreground: np.ndarray | None = None) -> np.ndarray:
+    """RGBA (transparent background) or RGB over a colour, an image (resized to fit) or the image blurred. Where
+    the alpha is soft, the foreground's colours (``foreground``, by default :func:`foreground_colours`) replace the
+    image's, which still hold some of the old background."""
+    if foreground is None:
+        soft = (alpha > 0) & (alpha < 1)
+        foreground = foreground_colours(image, alpha) if soft.any() else image
     if background is None:
-        return np.dstack([image, np.round(alpha * 255).astype(np.uint8)])
+        return np.dstack([foreground, np.round(alpha * 255).astype(np.uint8)])
     height, width = image.shape[:2]
     if background == "blur":
         behind = cv2.GaussianBlur(image, (0, 0), sigmaX=max(3.0, max(height, width) / 60))
@@ -208,7 +249,7 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: str | None) -> n
         raise ConfigError(f"--background {background!r}: not a colour (#rrggbb, r,g,b, white...), 'blur' or an "
                           "existing image file")
     weight = alpha[..., None]
-    return np.round(image * weight + behind * (1 - weight)).astype(np.uint8)
+    return np.round(foreground * weight + behind * (1 - weight)).astype(np.uint8)
 
 
 @dataclass
