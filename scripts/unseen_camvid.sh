@@ -34,6 +34,8 @@
 #                 paper's 5 lowest frequencies on 176x240 crops)
 #   sup_eighth    supervised on 1/8 of the labels (train_eighth: every 8th frame, 46), 64 epochs (the recipe's steps)
 #   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher
+#   semi_eighth_own_loss   semi_eighth with the labelled loss (class weights + Dice) on the pseudo-labels
+#                 (method.unlabelled_loss: training) instead of plain cross-entropy
 # Append _seed1 to a fewer-labels, ohem, class_uniform, ema or encoder_lr row for its second seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +56,7 @@ image_links() {  # image_links FOLDER LIST [exclude]: symlinks to the CamVid ima
 for row in "${ROWS[@]}"; do
   base=$row seed=()
   case $row in
-    da_*_seed1|*_eighth_seed1|ohem_seed1|class_uniform_seed1|ema_seed1|encoder_lr_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;;
+    da_*_seed1|*_eighth_seed1|*_own_loss_seed1|ohem_seed1|class_uniform_seed1|ema_seed1|encoder_lr_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;;
   esac
   case $base in
     recipe)      changes=() ;;
@@ -83,11 +85,12 @@ for row in "${ROWS[@]}"; do
       if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
       changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}") ;;
     sup_eighth)  changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64) ;;
-    semi_eighth)
+    semi_eighth|semi_eighth_own_loss)
       rest=runs/unseen_short/unlabelled_seven_eighths
       [ -d "$rest" ] || { image_links "$rest" train_eighth exclude; find "$rest" -name '0006R0_*' -delete; }
       changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64
-               --set "data.unlabelled=$rest" --set method.name=mean_teacher) ;;
+               --set "data.unlabelled=$rest" --set method.name=mean_teacher)
+      [ "$base" = semi_eighth_own_loss ] && changes+=(--set method.unlabelled_loss=training) ;;
     *) echo "unknown row $row (see the list at the top of $0)" >&2; exit 2 ;;
   esac
   out=runs/unseen_short/$row

@@ -45,6 +45,8 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
     "+ entropy minimisation, source in the target's style (FDA + ADVENT)": ["da_fda", "da_fda_seed1"],
     "1/8 of the labels (46 frames), supervised": ["sup_eighth", "sup_eighth_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher": ["semi_eighth", "semi_eighth_seed1"],
+    "1/8 of the labels + 321 unlabelled frames, mean teacher, the labelled loss on the pseudo-labels":
+        ["semi_eighth_own_loss", "semi_eighth_own_loss_seed1"],
 }
 ZOO = Path(__file__).resolve().parents[1] / "docs" / "results" / "zoo.json"
 ARCHITECTURES = {

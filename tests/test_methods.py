@@ -256,3 +256,27 @@ def test_adaptation_methods_train_and_resume_to_the_same_weights(method, shapes_
     a, b = straight_and_resumed_runs(config, tmp_path, monkeypatch)
     if method["name"] == "self_training":
         assert a["method"]["round"] == 1 and torch.equal(a["method"]["thresholds"], b["method"]["thresholds"])
+
+
+@pytest.mark.parametrize("unlabelled_loss, calls", [("ce", 1), ("training", 2)])
+def test_unlabelled_loss_training_puts_the_runs_own_loss_on_the_pseudo_labels(shapes_root, tmp_path,
+                                                                              unlabelled_folder, unlabelled_loss,
+                                                                              calls):
+    """With ``unlabelled_loss: training`` the config's loss (class weights and Dice included) scores the student on
+    the teacher's confident pseudo-labels as well as on the labels: called twice a step, the second time on
+    pseudo-labels (ignore where the teacher is unsure); FixMatch's plain cross-entropy leaves it to the labels."""
+    config = mean_teacher_config(shapes_root, tmp_path / "run", unlabelled_folder)
+    config["method"].update(threshold=0.0, unlabelled_loss=unlabelled_loss)  # every pixel confident
+    run = train_module.build_run(config_from_dict(config), progress=False)
+    seen = []
+    original = run.loss_fn
+    run.loss_fn = lambda logits, labels: seen.append(labels) or original(logits, labels)
+    images, masks = next(iter(train_module.epoch_loader(run, 1, None)))
+    loss = run.method.batch_loss(run.trained, images, masks)
+    assert torch.isfinite(loss) and len(seen) == calls
+    assert torch.equal(seen[0], masks)
+    if calls == 2:
+        assert seen[1].shape[-2:] == masks.shape[-2:] and not torch.equal(seen[1], masks)
+    config["method"]["unlabelled_loss"] = "dice"
+    with pytest.raises(ConfigError, match="method.unlabelled_loss: 'dice' is not one of ce, training"):
+        train_module.build_run(config_from_dict(config), progress=False)

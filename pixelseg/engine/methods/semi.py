@@ -11,6 +11,9 @@
 Faithful: EMA teacher (decay 0.99), per-pixel confidence threshold (0.95), CutMix of a random box covering about
 half of the crop with another unlabelled image of the batch, strong photometric views (colour jitter, grey, blur)
 on the weak view's geometry, the unlabelled loss (cross-entropy on the confident pixels) added with ``weight``.
+Option: ``unlabelled_loss: training`` puts the labelled images' own loss (the config's ``loss``, class weights
+included) on the confident pixels instead of plain cross-entropy, so that the pseudo-labels of the common classes
+do not outweigh the rare ones that the class weights protect in the labelled loss.
 Differs: labelled and strong unlabelled images go through the student in one forward pass (shared batch-norm
 statistics; one backward, as DDP needs); the teacher's batch norms use their EMA running statistics (eval mode).
 """
@@ -26,6 +29,7 @@ from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data.transforms import denormalise, renormalise
 from pixelseg.engine.methods.base import TrainingMethod, ema_update, frozen_copy, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
+from pixelseg.errors import ConfigError
 
 
 def confident_pseudo_labels(probabilities: torch.Tensor, threshold: float, valid: torch.Tensor | None = None,
@@ -83,15 +87,23 @@ def strong_view(images: torch.Tensor, mean, std, generator: torch.Generator, str
     return renormalise(x, mean, std)
 
 
+UNLABELLED_LOSSES = ("ce", "training")  # FixMatch's plain cross-entropy, or the labelled images' own loss
+
+
 @register_method("mean_teacher")
 class MeanTeacher(TrainingMethod):
     """Labelled batches as in supervised training, plus ``data.unlabelled``'s images through the teacher / student
     consistency of FixMatch with CutMix; the EMA teacher is validated and saved."""
 
     def __init__(self, run, threshold: float = 0.95, ema_decay: float = 0.99, weight: float = 1.0,
-                 cutmix: bool = True, strength: float = 0.5, unlabelled_batch: int | None = None) -> None:
+                 cutmix: bool = True, strength: float = 0.5, unlabelled_batch: int | None = None,
+                 unlabelled_loss: str = "ce") -> None:
         super().__init__(run)
+        if unlabelled_loss not in UNLABELLED_LOSSES:
+            raise ConfigError(f"method.unlabelled_loss: {unlabelled_loss!r} is not one of "
+                              f"{', '.join(UNLABELLED_LOSSES)}")
         self.threshold, self.ema_decay, self.weight = threshold, ema_decay, weight
+        self.unlabelled_loss = unlabelled_loss
         self.use_cutmix, self.strength = cutmix, strength
         self.teacher = frozen_copy(run.model)
         self.stream = UnlabelledStream(run, unlabelled_batch)
@@ -114,7 +126,10 @@ class MeanTeacher(TrainingMethod):
         self.last = {"confident": float(confident.float().mean())}
         if not confident.any():
             return supervised + 0.0 * main_logits(unlabelled).sum()  # every parameter still gets a gradient
-        consistency = F.cross_entropy(main_logits(unlabelled), pseudo, ignore_index=core.classes.ignore_index)
+        if self.unlabelled_loss == "training":
+            consistency = self.run.loss_fn(main_logits(unlabelled).float(), pseudo)
+        else:
+            consistency = F.cross_entropy(main_logits(unlabelled), pseudo, ignore_index=core.classes.ignore_index)
         return supervised + self.weight * consistency
 
     def after_step(self) -> None:
