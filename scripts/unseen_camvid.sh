@@ -56,7 +56,8 @@ image_links() {  # image_links FOLDER LIST [exclude]: symlinks to the CamVid ima
 for row in "${ROWS[@]}"; do
   base=$row seed=()
   case $row in
-    da_*_seed1|*_eighth_seed1|*_own_loss_seed1|ohem_seed1|class_uniform_seed1|ema_seed1|encoder_lr_seed1) base=${row%_seed1} seed=(--set train.seed=1) ;;
+    da_*_seed1|*_eighth_seed1|*_own_loss_seed1|ohem_seed1|class_uniform_seed1|ema_seed1|encoder_lr_seed1)
+      base=${row%_seed1} seed=(--set train.seed=1) ;;
   esac
   case $base in
     recipe)      changes=() ;;
@@ -101,7 +102,8 @@ for row in "${ROWS[@]}"; do
     "${seed[@]}" "${resume[@]}"
   "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --out "$out/eval" --examples 0
   kept=docs/results/unseen_short/$row  # the scores and the log outlive runs/ (scripts/unseen_table.py reads them)
-  mkdir -p "$kept/eval" && cp "$out/eval/metrics.json" "$kept/eval/" && cp "$out/log.csv" "$out/train_config.yaml" "$kept/"
+  mkdir -p "$kept/eval" && cp "$out/eval/metrics.json" "$kept/eval/"
+  cp "$out/log.csv" "$out/train_config.yaml" "$kept/"
   grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' > "$kept/cpu.txt"
   echo "$row: $(( $(date +%s) - started )) s wall (train + eval${resume:+, this sitting only})" \
     | tee -a runs/unseen_short/wall_times.txt
