@@ -21,6 +21,7 @@
 #   ema           validate and ship the weights' moving average (train.ema 0.99 per step)
 #   encoder_lr    the ImageNet encoder fine-tuned at a tenth of the learning rate (optimizer.encoder_lr 0.1)
 #   weight_decay  AdamW's weight decay at 0.01 (its paper's default) instead of the recipe's 1e-4
+#   label_smoothing   cross-entropy with label smoothing 0.1 (loss.ce_label_smoothing)
 #   fullres       full resolution (360x480 input, 352x480 crops)
 #   deeplabv3plus, deeplabv3, fpn, pspnet, upernet, linknet, gcn, refinenet, bisenetv1, danet, ccnet, nonlocal,
 #   maskformer    the architecture on the same ImageNet EfficientNet-Lite2 encoder (refinenet with its gradients'
@@ -72,6 +73,7 @@ for row in "${ROWS[@]}"; do
     ema)         changes=(--set train.ema=0.99) ;;
     encoder_lr)  changes=(--set optimizer.encoder_lr=0.1) ;;
     weight_decay) changes=(--set optimizer.weight_decay=0.01) ;;
+    label_smoothing) changes=(--set loss.ce_label_smoothing=0.1) ;;
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
     deeplabv3plus|deeplabv3|fpn|pspnet|upernet|linknet|gcn|bisenetv1|danet|ccnet|nonlocal|maskformer)
       changes=(--set "model.name=$row") ;;

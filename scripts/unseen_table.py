@@ -36,6 +36,8 @@ ABLATIONS = {
     "encoder_lr_seed1": "the encoder at a tenth of the learning rate (optimizer.encoder_lr 0.1; seed 1)",
     "weight_decay": "AdamW weight decay 0.01 instead of 1e-4 (seed 0)",
     "weight_decay_seed1": "AdamW weight decay 0.01 instead of 1e-4 (seed 1)",
+    "label_smoothing": "cross-entropy with label smoothing 0.1 (seed 0)",
+    "label_smoothing_seed1": "cross-entropy with label smoothing 0.1 (seed 1)",
     "fullres": "full resolution (360x480 input)",
     "fp32": "float32 training (seed 0)",
     "fp32_seed1": "float32 training (seed 1)",

@@ -188,3 +188,20 @@ def test_ohem_is_configured_by_name_with_its_options():
     assert isinstance(part, OhemCrossEntropyLoss) and (part.threshold, part.min_kept) == (0.6, 0.2)
     with pytest.raises(ValueError, match="threshold"):
         OhemCrossEntropyLoss(threshold=0.0)
+
+
+def test_label_smoothing_mixes_the_target_with_the_uniform_distribution(batch):
+    """``loss.ce_label_smoothing: e``: the target is (1 - e) one-hot + e / C, so the loss is (1 - e) CE + e times the
+    mean over classes of -log p, on the labelled pixels."""
+    from pixelseg.engine.config import load_config
+
+    logits, labels = batch
+    config = load_config(None, ["model.name=unet", "loss.ce_label_smoothing=0.2"])
+    loss = build_loss(config.loss.weights, options=config.loss.options)
+    valid = labels != 255
+    log_p = logits.log_softmax(dim=1).permute(0, 2, 3, 1)[valid]  # (pixels, classes)
+    target = labels[valid]
+    expected = (0.8 * -log_p[torch.arange(len(target)), target] + 0.2 * -log_p.mean(dim=1)).mean()
+    assert loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ConfigError, match="loss.ce_label_smoothing: 1.0 must be at least 0 and below 1"):
+        build_loss({"ce": 1.0}, options={"ce": {"label_smoothing": 1.0}})
