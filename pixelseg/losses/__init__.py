@@ -49,8 +49,10 @@ def loss_options(name: str) -> dict[str, object]:
 
 @register_loss("ce")
 def cross_entropy(class_weights=None, ignore_index: int = IGNORE_INDEX, label_smoothing: float = 0.0) -> nn.Module:
-    """Cross-entropy, with the class weights; ``label_smoothing`` (``loss.ce_label_smoothing``) spreads that share
-    of each target over all classes (Szegedy et al., CVPR 2016, section 7)."""
+    """Cross-entropy, with the class weights and optional label smoothing.
+
+    ``label_smoothing`` (``loss.ce_label_smoothing``) spreads that share of each target over all classes (Szegedy et
+    al., CVPR 2016, section 7)."""
     if not 0 <= label_smoothing < 1:
         raise ConfigError(f"loss.ce_label_smoothing: {label_smoothing!r} must be at least 0 and below 1")
     return CrossEntropyLoss(class_weights, ignore_index, label_smoothing)
