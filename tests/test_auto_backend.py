@@ -59,3 +59,31 @@ def test_without_validation_data_auto_is_eager_float32(model_folder, tmp_path, m
     chosen = auto_backend.auto_backend(model, None, auto_backend.model_validation_data(model))
     assert (chosen.backend, chosen.precision) == ("eager", "fp32")
     assert "no validation data" in capsys.readouterr().out
+
+
+def test_without_validation_data_the_accuracy_recorded_with_the_model_decides(model_folder, tmp_path, monkeypatch,
+                                                                              capsys):
+    """A shipped model carries the mIoU change of each eager path measured at release (``record_accuracy``): without
+    the data here, auto keeps the paths within 0.2 points, times them on a random image, and says so."""
+    import pixelseg
+
+    monkeypatch.setenv("PIXELSEG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(auto_backend, "cpu_has_fast_bf16", lambda: True)
+    model = pixelseg.load(model_folder)
+    record = auto_backend.record_accuracy(model, auto_backend.model_validation_data(model))
+    assert record["paths"]["eager fp32"]["change_points"] == 0 and "eager bf16" in record["paths"]
+    assert record["images"] == 4 and len(record["size"]) == 2
+    model.meta["data"]["root"] = str(tmp_path / "gone")  # a user's machine: no validation data
+
+    record["paths"]["eager bf16"]["change_points"] = -0.1
+    chosen = auto_backend.auto_backend(model, None, auto_backend.model_validation_data(model))
+    assert "recorded with the model" in capsys.readouterr().out
+    (entry,) = json.loads((tmp_path / "cache" / "backends.json").read_text()).values()
+    assert [(r["backend"], r["precision"]) for r in entry["results"]] == [("eager", "fp32"), ("eager", "bf16")]
+    assert (chosen.backend, chosen.precision) == (entry["chosen"]["backend"], entry["chosen"]["precision"])
+
+    record["paths"]["eager bf16"]["change_points"] = -0.5  # too lossy: float32 without timing anything
+    monkeypatch.setenv("PIXELSEG_CACHE", str(tmp_path / "other_cache"))
+    chosen = auto_backend.auto_backend(model, None, None)
+    assert (chosen.backend, chosen.precision) == ("eager", "fp32")
+    assert "leaves only eager float32" in capsys.readouterr().out
