@@ -233,8 +233,7 @@ def composite(image: np.ndarray, alpha: np.ndarray, background: str | None,
     the alpha is soft, the foreground's colours (``foreground``, by default :func:`foreground_colours`) replace the
     image's, which still hold some of the old background."""
     if foreground is None:
-        soft = (alpha > 0) & (alpha < 1)
-        foreground = foreground_colours(image, alpha) if soft.any() else image
+        foreground = foreground_colours(image, alpha)
     if background is None:
         return np.dstack([foreground, np.round(alpha * 255).astype(np.uint8)])
     height, width = image.shape[:2]
