@@ -45,7 +45,7 @@ from pixelseg.engine.hardware import cpu_has_fast_bf16
 from pixelseg.engine.loggers import NullLogger, build_logger, write_log
 from pixelseg.engine.methods import TrainingMethod, build_method, ema_update, frozen_copy
 from pixelseg.errors import CheckpointError, ConfigError, TrainingDiverged
-from pixelseg.io import atomic_path
+from pixelseg.io import write_text
 from pixelseg.losses import build_loss, class_weights_from_counts
 from pixelseg.models import create, save_model
 from pixelseg.models.serialization import build_from_config, load_saved
@@ -619,8 +619,7 @@ def initialise_from(model: torch.nn.Module, source: Path) -> None:
 
 def write_config(config: Config, path: Path) -> None:
     """The run's resolved config as YAML that ``load_config`` reads back to the same config (written atomically)."""
-    with atomic_path(path) as temporary:
-        temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def check_output_dir(out_dir: Path) -> None:
