@@ -219,6 +219,41 @@ def test_class_balanced_thresholds_are_each_class_quantile():
     assert labels.tolist() == [[[0, 1, 255]]]
 
 
+def test_class_balanced_mean_teacher_keeps_the_top_portion_of_each_class():
+    """``class_balanced: 0.5``: each class's pixels above its own running median confidence (capped at the fixed
+    threshold) become pseudo-labels; the fixed 0.95 keeps none of an unsure class."""
+    from pixelseg.engine.methods.semi import MeanTeacher
+
+    method = MeanTeacher.__new__(MeanTeacher)
+    method.threshold, method.ema_decay, method.class_balanced = 0.95, 0.5, 0.5
+    method.class_thresholds = torch.full((3,), float("nan"))
+    # four pixels: class 0 at 0.99 and 0.97 (confident), class 1 at 0.6 and 0.8 (unsure); class 2 never the arg-max
+    probabilities = torch.tensor([[0.99, 0.97, 0.3, 0.1], [0.01, 0.02, 0.6, 0.8], [0.0, 0.01, 0.1, 0.1]])
+    probabilities, valid = probabilities.view(1, 3, 1, 4), torch.ones(1, 1, 4, dtype=torch.bool)
+    assert confident_pseudo_labels(probabilities, 0.95, valid).tolist() == [[[0, 0, 255, 255]]]
+    assert method.pseudo_labels(probabilities, valid, 255).tolist() == [[[0, 0, 255, 1]]]
+    assert method.class_thresholds[:2].tolist() == pytest.approx([0.98, 0.7]) and method.class_thresholds[2].isnan()
+    # a second batch with class 1 at 0.5 and 0.6: its median 0.55 moves the running threshold to 0.625 (decay 0.5)
+    second = torch.tensor([[0.3, 0.2], [0.5, 0.6], [0.2, 0.2]]).view(1, 3, 1, 2)
+    assert method.pseudo_labels(second, torch.ones(1, 1, 2, dtype=torch.bool), 255).tolist() == [[[255, 255]]]
+    assert method.class_thresholds[:2].tolist() == pytest.approx([0.98, 0.625])
+
+
+def test_class_balanced_mean_teacher_checks_its_portion_and_resumes_its_thresholds(shapes_root, tmp_path,
+                                                                                   unlabelled_folder, monkeypatch):
+    def config(out, portion=0.5):
+        values = mean_teacher_config(shapes_root, out, unlabelled_folder, epochs=2)
+        values["method"]["class_balanced"] = portion
+        return config_from_dict(values)
+
+    with pytest.raises(ConfigError, match="method.class_balanced: 1.5 must be a portion"):
+        train(config(tmp_path / "bad", 1.5), progress=False)
+    a, b = straight_and_resumed_runs(config, tmp_path, monkeypatch)
+    thresholds = a["method"]["class_thresholds"]
+    assert not thresholds.isnan().all() and torch.equal(thresholds.nan_to_num(-1),
+                                                        b["method"]["class_thresholds"].nan_to_num(-1))
+
+
 def test_adaptation_keeps_the_source_loss_away_from_the_target_images():
     """Source and target in separate forward passes: with the target term weighted 0, no gradient reaches the
     target images. One pass over the concatenation fails this (the batch-norm statistics carry the source loss to

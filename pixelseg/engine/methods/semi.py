@@ -14,6 +14,13 @@ on the weak view's geometry, the unlabelled loss (cross-entropy on the confident
 Option: ``unlabelled_loss: training`` puts the labelled images' own loss (the config's ``loss``, class weights
 included) on the confident pixels instead of plain cross-entropy, so that the pseudo-labels of the common classes
 do not outweigh the rare ones that the class weights protect in the labelled loss.
+Option: ``class_balanced: PORTION`` gives each class its own threshold, CBST's class-wise quantile (Zou et al.,
+ECCV 2018; :func:`pixelseg.engine.methods.adaptation.class_balanced_thresholds`): the confidence above which the
+top ``PORTION`` of the teacher's pixels of that class lie, averaged over the steps with the EMA's decay (each
+class from the first batch it appears in), and never above ``threshold``. A rare class the teacher is unsure of
+keeps its most confident pixels instead of none; a confident common class keeps FixMatch's fixed threshold.
+Differs from CBST: the quantiles come from the unlabelled batches as they arrive, not from a pass over the whole
+set per round, and each DDP process keeps its own.
 Differs: labelled and strong unlabelled images go through the student in one forward pass (shared batch-norm
 statistics; one backward, as DDP needs); the teacher's batch norms use their EMA running statistics (eval mode).
 """
@@ -27,6 +34,7 @@ import torch.nn.functional as F
 
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data.transforms import denormalise, renormalise
+from pixelseg.engine.methods.adaptation import balanced_pseudo_labels, class_balanced_thresholds
 from pixelseg.engine.methods.base import TrainingMethod, ema_update, frozen_copy, main_logits, register_method
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 from pixelseg.errors import ConfigError
@@ -97,11 +105,15 @@ class MeanTeacher(TrainingMethod):
 
     def __init__(self, run, threshold: float = 0.95, ema_decay: float = 0.99, weight: float = 1.0,
                  cutmix: bool = True, strength: float = 0.5, unlabelled_batch: int | None = None,
-                 unlabelled_loss: str = "ce") -> None:
+                 unlabelled_loss: str = "ce", class_balanced: float | None = None) -> None:
         super().__init__(run)
         if unlabelled_loss not in UNLABELLED_LOSSES:
             raise ConfigError(f"method.unlabelled_loss: {unlabelled_loss!r} is not one of "
                               f"{', '.join(UNLABELLED_LOSSES)}")
+        if class_balanced is not None and not 0 < class_balanced <= 1:
+            raise ConfigError(f"method.class_balanced: {class_balanced!r} must be a portion in (0, 1] or null")
+        self.class_balanced = class_balanced
+        self.class_thresholds = torch.full((run.model.classes.num_classes,), math.nan)  # NaN: class not seen yet
         self.threshold, self.ema_decay, self.weight = threshold, ema_decay, weight
         self.unlabelled_loss = unlabelled_loss
         self.use_cutmix, self.strength = cutmix, strength
@@ -116,7 +128,7 @@ class MeanTeacher(TrainingMethod):
         generator = torch.Generator().manual_seed(self.run.config.train.seed * 1_000_003 + self.steps)
         with torch.no_grad():
             probabilities = self.forward(self.teacher, weak).softmax(dim=1)
-        pseudo = confident_pseudo_labels(probabilities, self.threshold, valid, core.classes.ignore_index)
+        pseudo = self.pseudo_labels(probabilities, valid, core.classes.ignore_index)
         if self.use_cutmix and len(weak) > 1:
             weak, pseudo = cutmix(weak, pseudo, cutmix_boxes(len(weak), *weak.shape[-2:], generator))
         strong = strong_view(weak, core.meta["mean"], core.meta["std"], generator, self.strength)
@@ -132,6 +144,24 @@ class MeanTeacher(TrainingMethod):
             consistency = F.cross_entropy(main_logits(unlabelled), pseudo, ignore_index=core.classes.ignore_index)
         return supervised + self.weight * consistency
 
+    def pseudo_labels(self, probabilities: torch.Tensor, valid: torch.Tensor, ignore_index: int) -> torch.Tensor:
+        """The teacher's confident pixels: above ``threshold``, or with ``class_balanced`` above each class's own
+        running quantile (capped at ``threshold``)."""
+        if self.class_balanced is None:
+            return confident_pseudo_labels(probabilities, self.threshold, valid, ignore_index)
+        confidence, predicted = probabilities.detach().float().max(dim=1)
+        confidence, predicted = confidence[valid].cpu(), predicted[valid].cpu()
+        count = len(self.class_thresholds)
+        batch = class_balanced_thresholds(confidence, predicted, count, self.class_balanced)
+        present = torch.bincount(predicted, minlength=count) > 0
+        first = present & self.class_thresholds.isnan()
+        self.class_thresholds[first] = batch[first]
+        update = present & ~first
+        self.class_thresholds[update] = (self.ema_decay * self.class_thresholds[update]
+                                         + (1 - self.ema_decay) * batch[update])
+        thresholds = self.class_thresholds.nan_to_num(self.threshold).clamp(max=self.threshold)
+        return balanced_pseudo_labels(probabilities, thresholds, valid, ignore_index)
+
     def after_step(self) -> None:
         ema_update(self.teacher, self.run.model, self.ema_decay)
         self.steps += 1
@@ -143,10 +173,13 @@ class MeanTeacher(TrainingMethod):
         return checkpoint["method"]["teacher"]
 
     def state_dict(self) -> dict:
-        return {"teacher": self.teacher.state_dict(), "steps": self.steps, "stream": self.stream.state_dict()}
+        return {"teacher": self.teacher.state_dict(), "steps": self.steps, "stream": self.stream.state_dict(),
+                "class_thresholds": self.class_thresholds.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         if state:
             self.teacher.load_state_dict(state["teacher"])
             self.steps = int(state["steps"])
             self.stream.load_state_dict(state["stream"])
+            if "class_thresholds" in state:  # checkpoints written before the option have none
+                self.class_thresholds = state["class_thresholds"].clone()
