@@ -23,8 +23,8 @@
 #   weight_decay  AdamW's weight decay at 0.01 (its paper's default) instead of the recipe's 1e-4
 #   label_smoothing   cross-entropy with label smoothing 0.1 (loss.ce_label_smoothing)
 #   fullres       full resolution (360x480 input, 352x480 crops)
-#   deeplabv3plus, deeplabv3, fpn, pspnet, upernet, linknet, gcn, refinenet, bisenetv1, danet, ccnet, nonlocal,
-#   maskformer    the architecture on the same ImageNet EfficientNet-Lite2 encoder (refinenet with its gradients'
+#   deeplabv3plus, deeplabv3, deeplabv2, fpn, pspnet, upernet, linknet, gcn, refinenet, bisenetv1, danet, ccnet,
+#   nonlocal, maskformer   the architecture on the same ImageNet EfficientNet-Lite2 encoder (refinenet with its gradients'
 #                 norm clipped to 1: its decoder has no normalisation, and without the clip its loss went from
 #                 0.98 to 72,236 in epoch 3)
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
@@ -77,7 +77,7 @@ for row in "${ROWS[@]}"; do
     weight_decay) changes=(--set optimizer.weight_decay=0.01) ;;
     label_smoothing) changes=(--set loss.ce_label_smoothing=0.1) ;;
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
-    deeplabv3plus|deeplabv3|fpn|pspnet|upernet|linknet|gcn|bisenetv1|danet|ccnet|nonlocal|maskformer)
+    deeplabv3plus|deeplabv3|deeplabv2|fpn|pspnet|upernet|linknet|gcn|bisenetv1|danet|ccnet|nonlocal|maskformer)
       changes=(--set "model.name=$row") ;;
     refinenet)   changes=(--set model.name=refinenet --set train.grad_clip=1.0) ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
