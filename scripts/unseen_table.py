@@ -51,11 +51,14 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
     "1/8 of the labels + 321 unlabelled frames, mean teacher": ["semi_eighth", "semi_eighth_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher, the labelled loss on the pseudo-labels":
         ["semi_eighth_own_loss", "semi_eighth_own_loss_seed1"],
+    "1/8 of the labels + 321 unlabelled frames, mean teacher, class-balanced thresholds (0.5)":
+        ["semi_eighth_balanced", "semi_eighth_balanced_seed1"],
 }
 ZOO = Path(__file__).resolve().parents[1] / "docs" / "results" / "zoo.json"
 ARCHITECTURES = {
     "recipe": "U-Net", "deeplabv3plus": "DeepLabv3+", "fpn": "FPN", "pspnet": "PSPNet", "upernet": "UPerNet",
     "linknet": "LinkNet", "gcn": "GCN (Large Kernel Matters)", "deeplabv3": "DeepLabv3", "refinenet": "RefineNet",
+    "deeplabv2": "DeepLab v2 (ASPP-L, OS 8)",
     "bisenetv1": "BiSeNet V1", "danet": "DANet", "ccnet": "CCNet", "nonlocal": "Non-local",
     "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)", "enet": "ENet (from scratch)",
     "bisenetv2": "BiSeNet V2 (from scratch)", "segnet_basic": "SegNet-Basic (from scratch)",
