@@ -40,6 +40,8 @@
 #                 (method.unlabelled_loss: training) instead of plain cross-entropy
 #   semi_eighth_balanced   semi_eighth with class-balanced thresholds for the pseudo-labels (method.class_balanced
 #                 0.5: each class keeps the pixels above its own running median confidence, capped at 0.95)
+#   semi_eighth_separate   semi_eighth with the strong views in a forward pass of their own (method.separate_strong:
+#                 their batch-norm statistics apart from the labelled batch's, as UniMatch's code does)
 # Append _seed1 to a row for its second seed (seed1 alone is the recipe with seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,13 +92,14 @@ for row in "${ROWS[@]}"; do
       if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
       changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}") ;;
     sup_eighth)  changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64) ;;
-    semi_eighth|semi_eighth_own_loss|semi_eighth_balanced)
+    semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate)
       rest=runs/unseen_short/unlabelled_seven_eighths
       [ -d "$rest" ] || { image_links "$rest" train_eighth exclude; find "$rest" -name '0006R0_*' -delete; }
       changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64
                --set "data.unlabelled=$rest" --set method.name=mean_teacher)
       [ "$base" = semi_eighth_own_loss ] && changes+=(--set method.unlabelled_loss=training)
-      [ "$base" = semi_eighth_balanced ] && changes+=(--set method.class_balanced=0.5) ;;
+      [ "$base" = semi_eighth_balanced ] && changes+=(--set method.class_balanced=0.5)
+      [ "$base" = semi_eighth_separate ] && changes+=(--set method.separate_strong=true) ;;
     *) echo "unknown row $row (see the list at the top of $0)" >&2; exit 2 ;;
   esac
   out=runs/unseen_short/$row

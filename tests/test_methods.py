@@ -239,6 +239,27 @@ def test_class_balanced_mean_teacher_keeps_the_top_portion_of_each_class():
     assert method.class_thresholds[:2].tolist() == pytest.approx([0.98, 0.625])
 
 
+def test_separate_strong_keeps_the_strong_views_out_of_the_labelled_batch_statistics():
+    """``separate_strong``: the labelled outputs are the network's on the labelled batch alone (train-mode batch
+    norm), whatever the strong views; in one shared pass they depend on them."""
+    from types import SimpleNamespace
+
+    from pixelseg.engine.methods.semi import MeanTeacher
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 3, 1)).train()
+    images, strong = torch.randn(2, 3, 5, 5), torch.randn(2, 3, 5, 5) * 4 + 2
+    method = MeanTeacher.__new__(MeanTeacher)
+    method.run = SimpleNamespace(device=torch.device("cpu"), amp_dtype=None)
+    alone = model(images)
+    method.separate_strong = True
+    labelled, unlabelled = method.student_outputs(model, images, strong)
+    assert torch.allclose(labelled, alone, atol=1e-6) and torch.allclose(unlabelled, model(strong), atol=1e-6)
+    method.separate_strong = False
+    labelled, _ = method.student_outputs(model, images, strong)
+    assert not torch.allclose(labelled, alone, atol=1e-3)
+
+
 def test_class_balanced_mean_teacher_checks_its_portion_and_resumes_its_thresholds(shapes_root, tmp_path,
                                                                                    unlabelled_folder, monkeypatch):
     def config(out, portion=0.5):

@@ -21,8 +21,12 @@ class from the first batch it appears in), and never above ``threshold``. A rare
 keeps its most confident pixels instead of none; a confident common class keeps FixMatch's fixed threshold.
 Differs from CBST: the quantiles come from the unlabelled batches as they arrive, not from a pass over the whole
 set per round, and each DDP process keeps its own.
-Differs: labelled and strong unlabelled images go through the student in one forward pass (shared batch-norm
-statistics; one backward, as DDP needs); the teacher's batch norms use their EMA running statistics (eval mode).
+Option: ``separate_strong: true`` sends the strong views through the student in a pass of their own, so that
+their batch-norm statistics (grey, blurred, colour-jittered, CutMixed images) are not those of the labelled batch,
+as UniMatch's released code does (its labelled and weak images share a pass, its strong views have their own).
+Differs: by default labelled and strong unlabelled images go through the student in one forward pass (shared
+batch-norm statistics, FixMatch's interleaved batch); one backward either way; the teacher's batch norms use their
+EMA running statistics (eval mode).
 """
 
 from __future__ import annotations
@@ -105,14 +109,15 @@ class MeanTeacher(TrainingMethod):
 
     def __init__(self, run, threshold: float = 0.95, ema_decay: float = 0.99, weight: float = 1.0,
                  cutmix: bool = True, strength: float = 0.5, unlabelled_batch: int | None = None,
-                 unlabelled_loss: str = "ce", class_balanced: float | None = None) -> None:
+                 unlabelled_loss: str = "ce", class_balanced: float | None = None,
+                 separate_strong: bool = False) -> None:
         super().__init__(run)
         if unlabelled_loss not in UNLABELLED_LOSSES:
             raise ConfigError(f"method.unlabelled_loss: {unlabelled_loss!r} is not one of "
                               f"{', '.join(UNLABELLED_LOSSES)}")
         if class_balanced is not None and not 0 < class_balanced <= 1:
             raise ConfigError(f"method.class_balanced: {class_balanced!r} must be a portion in (0, 1] or null")
-        self.class_balanced = class_balanced
+        self.class_balanced, self.separate_strong = class_balanced, bool(separate_strong)
         self.class_thresholds = torch.full((run.model.classes.num_classes,), math.nan)  # NaN: class not seen yet
         self.threshold, self.ema_decay, self.weight = threshold, ema_decay, weight
         self.unlabelled_loss = unlabelled_loss
@@ -132,7 +137,7 @@ class MeanTeacher(TrainingMethod):
         if self.use_cutmix and len(weak) > 1:
             weak, pseudo = cutmix(weak, pseudo, cutmix_boxes(len(weak), *weak.shape[-2:], generator))
         strong = strong_view(weak, core.meta["mean"], core.meta["std"], generator, self.strength)
-        labelled, unlabelled = self.forward_together(model, images, strong)
+        labelled, unlabelled = self.student_outputs(model, images, strong)
         supervised = core.training_loss(self.run.loss_fn, labelled, masks)
         confident = pseudo != core.classes.ignore_index
         self.last = {"confident": float(confident.float().mean())}
@@ -143,6 +148,13 @@ class MeanTeacher(TrainingMethod):
         else:
             consistency = F.cross_entropy(main_logits(unlabelled), pseudo, ignore_index=core.classes.ignore_index)
         return supervised + self.weight * consistency
+
+    def student_outputs(self, model, images: torch.Tensor, strong: torch.Tensor) -> tuple:
+        """The student's outputs for the labelled images and the strong views: one pass over both, or with
+        ``separate_strong`` one pass each (each with its own batch-norm statistics)."""
+        if self.separate_strong:
+            return self.forward(model, images), self.forward(model, strong)
+        return self.forward_together(model, images, strong)
 
     def pseudo_labels(self, probabilities: torch.Tensor, valid: torch.Tensor, ignore_index: int) -> torch.Tensor:
         """The teacher's confident pixels: above ``threshold``, or with ``class_balanced`` above each class's own
