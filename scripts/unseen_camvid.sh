@@ -24,9 +24,9 @@
 #   label_smoothing   cross-entropy with label smoothing 0.1 (loss.ce_label_smoothing)
 #   fullres       full resolution (360x480 input, 352x480 crops)
 #   deeplabv3plus, deeplabv3, deeplabv2, fpn, pspnet, upernet, linknet, gcn, refinenet, bisenetv1, danet, ccnet,
-#   nonlocal, maskformer   the architecture on the same ImageNet EfficientNet-Lite2 encoder (refinenet with its gradients'
-#                 norm clipped to 1: its decoder has no normalisation, and without the clip its loss went from
-#                 0.98 to 72,236 in epoch 3)
+#   nonlocal, maskformer   the architecture on the same ImageNet EfficientNet-Lite2 encoder (refinenet with its
+#                 gradients' norm clipped to 1: its decoder has no normalisation, and without the clip its loss went
+#                 from 0.98 to 72,236 in epoch 3)
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
 #   enet, bisenetv2, segnet_basic, hrnet   the architecture with its own encoder, from scratch (ENet, BiSeNet V2 and
 #                 SegNet-Basic are trained from scratch in their papers; HRNet has no offline ImageNet weights)
