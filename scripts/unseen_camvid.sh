@@ -35,13 +35,15 @@
 #   da_fda        da_entropy with the source images in the target's style (FDA, source_style 0.03: about the
 #                 paper's 5 lowest frequencies on 176x240 crops)
 #   sup_eighth    supervised on 1/8 of the labels (train_eighth: every 8th frame, 46), 64 epochs (the recipe's steps)
-#   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher
+#   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher with the strong
+#                 views in the labelled batch's forward pass (method.separate_strong false); the rows below but the
+#                 last build on it
 #   semi_eighth_own_loss   semi_eighth with the labelled loss (class weights + Dice) on the pseudo-labels
 #                 (method.unlabelled_loss: training) instead of plain cross-entropy
 #   semi_eighth_balanced   semi_eighth with class-balanced thresholds for the pseudo-labels (method.class_balanced
 #                 0.5: each class keeps the pixels above its own running median confidence, capped at 0.95)
-#   semi_eighth_separate   semi_eighth with the strong views in a forward pass of their own (method.separate_strong:
-#                 their batch-norm statistics apart from the labelled batch's, as UniMatch's code does)
+#   semi_eighth_separate   semi_eighth with the strong views in a forward pass of their own (method.separate_strong
+#                 true, the default: their batch-norm statistics apart from the labelled batch's, as UniMatch's code)
 # Append _seed1 to a row for its second seed (seed1 alone is the recipe with seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +98,7 @@ for row in "${ROWS[@]}"; do
       rest=runs/unseen_short/unlabelled_seven_eighths
       [ -d "$rest" ] || { image_links "$rest" train_eighth exclude; find "$rest" -name '0006R0_*' -delete; }
       changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64
-               --set "data.unlabelled=$rest" --set method.name=mean_teacher)
+               --set "data.unlabelled=$rest" --set method.name=mean_teacher --set method.separate_strong=false)
       [ "$base" = semi_eighth_own_loss ] && changes+=(--set method.unlabelled_loss=training)
       [ "$base" = semi_eighth_balanced ] && changes+=(--set method.class_balanced=0.5)
       [ "$base" = semi_eighth_separate ] && changes+=(--set method.separate_strong=true) ;;
