@@ -28,8 +28,9 @@
 #                 gradients' norm clipped to 1: its decoder has no normalisation, and without the clip its loss went
 #                 from 0.98 to 72,236 in epoch 3)
 #   segformer     SegFormer-B0 with its own MiT encoder, from scratch (no offline ImageNet MiT weights)
-#   enet, bisenetv2, segnet_basic, hrnet   the architecture with its own encoder, from scratch (ENet, BiSeNet V2 and
-#                 SegNet-Basic are trained from scratch in their papers; HRNet has no offline ImageNet weights)
+#   enet, bisenetv2, segnet_basic, hrnet, fcdensenet56   the architecture with its own encoder, from scratch (ENet,
+#                 BiSeNet V2, SegNet-Basic and FC-DenseNet are trained from scratch in their papers; HRNet has no
+#                 offline ImageNet weights); FC-DenseNets under tcmalloc where installed, as scripts/train_zoo.sh
 # Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
 #   da_fda        da_entropy with the source images in the target's style (FDA, source_style 0.03: about the
@@ -52,6 +53,7 @@ ROWS=("$@")
 [ ${#ROWS[@]} -eq 0 ] && ROWS=(recipe scratch no_weights median_freq deeplabv3plus fpn pspnet segformer fp32 seed1 \
   fp32_seed1 lovasz)
 DATA=${PIXELSEG_DATA:-../shared/data}
+tcmalloc=$(ls /usr/lib/*/libtcmalloc.so.4 2>/dev/null | head -n 1 || true)
 image_links() {  # image_links FOLDER LIST [exclude]: symlinks to the CamVid images named in (or, exclude: not in) LIST
   local folder=$1 list=pixelseg/data/split_lists/camvid_sequences/$2.txt
   mkdir -p "$folder"
@@ -82,10 +84,10 @@ for row in "${ROWS[@]}"; do
     label_smoothing) changes=(--set loss.ce_label_smoothing=0.1) ;;
     fullres)     changes=(--set data.base_scale=1.0 --set "data.crop_size=[352,480]") ;;
     deeplabv3plus|deeplabv3|deeplabv2|fpn|pspnet|upernet|linknet|gcn|bisenetv1|danet|ccnet|nonlocal|maskformer)
-      changes=(--set "model.name=$row") ;;
+      changes=(--set "model.name=$base") ;;
     refinenet)   changes=(--set model.name=refinenet --set train.grad_clip=1.0) ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
-    enet|bisenetv2|segnet_basic|hrnet) changes=(--set "model={name: $row}") ;;
+    enet|bisenetv2|segnet_basic|hrnet|fcdensenet56) changes=(--set "model={name: $base}") ;;
     da_entropy|da_self_training|da_fda)
       target=runs/unseen_short/target_0006R0
       [ -d "$target" ] || image_links "$target" val_0006R0
@@ -107,9 +109,11 @@ for row in "${ROWS[@]}"; do
   out=runs/unseen_short/$row
   resume=()
   [ -f "$out/last.pt" ] && [ ! -d "$out/model" ] && resume=(--resume)
+  preload=()
+  [[ $base == fcdensenet* && -n $tcmalloc ]] && preload=(env "LD_PRELOAD=$tcmalloc")
   started=$(date +%s)
-  "$BIN/pixelseg" --quiet train configs/camvid_unseen_short.yaml --set "train.out_dir=$out" "${changes[@]}" \
-    "${seed[@]}" "${resume[@]}"
+  "${preload[@]}" "$BIN/pixelseg" --quiet train configs/camvid_unseen_short.yaml --set "train.out_dir=$out" \
+    "${changes[@]}" "${seed[@]}" "${resume[@]}"
   "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --out "$out/eval" --examples 0
   kept=docs/results/unseen_short/$row  # the scores and the log outlive runs/ (scripts/unseen_table.py reads them)
   mkdir -p "$kept/eval" && cp "$out/eval/metrics.json" "$kept/eval/"
