@@ -64,7 +64,7 @@ ARCHITECTURES = {
     "bisenetv1": "BiSeNet V1", "danet": "DANet", "ccnet": "CCNet", "nonlocal": "Non-local",
     "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)", "enet": "ENet (from scratch)",
     "bisenetv2": "BiSeNet V2 (from scratch)", "segnet_basic": "SegNet-Basic (from scratch)",
-    "hrnet": "HRNetV2 (from scratch)",
+    "hrnet": "HRNetV2 (from scratch)", "fcdensenet56": "FC-DenseNet56 (from scratch)",
 }
 
 
