@@ -30,6 +30,40 @@ def test_the_flag_check_reads_the_cpus_own_flags(monkeypatch, tmp_path):
     flags.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
     hardware._cpuinfo.cache_clear()
     assert trainer.cpu_has_fast_bf16()
+    flags.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    hardware._cpuinfo.cache_clear()
+    assert not trainer.cpu_has_fast_bf16()  # flags read, none of them: PyTorch's probe is not asked
+    flags.write_text("")  # no flags to read (macOS, Windows): PyTorch's own check decides
+    hardware._cpuinfo.cache_clear()
+    monkeypatch.setattr(hardware, "torch_reports_bf16", lambda: True)
+    assert trainer.cpu_has_fast_bf16()
+    monkeypatch.undo()
+    hardware._cpuinfo.cache_clear()
+
+
+def test_pytorchs_bf16_probe_exists_in_the_pinned_version():
+    """The fallback check asks ``torch.cpu``; if PyTorch renames its probes, this fails instead of silently
+    reporting no bf16 on every macOS / Windows CPU."""
+    assert all(callable(getattr(torch.cpu, name, None))
+               for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    assert isinstance(hardware.torch_reports_bf16(), bool)
+
+
+def test_a_onednn_cap_below_bf16_counts_as_a_cpu_without_it(monkeypatch, tmp_path):
+    """``ONEDNN_MAX_CPU_ISA=AVX2`` on a CPU with AVX512-BF16: oneDNN emulates bf16 there, so ``train.amp: auto`` and
+    ``--backend auto`` treat it as a CPU without those instructions; the cap is part of the cached CPU signature."""
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("model name\t: Test CPU\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    monkeypatch.setattr(hardware, "Path", lambda _: flags)
+    hardware._cpuinfo.cache_clear()
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert hardware.cpu_has_fast_bf16() and "capped" not in hardware.cpu_signature()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert not hardware.cpu_has_fast_bf16()
+    assert "oneDNN capped at AVX2" in hardware.cpu_signature()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert hardware.cpu_has_fast_bf16()
     monkeypatch.undo()
     hardware._cpuinfo.cache_clear()
 
