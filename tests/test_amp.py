@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import torch
@@ -108,3 +109,21 @@ def test_grad_clip_bounds_each_steps_update():
 
     assert abs(moved(0.5) - 0.5) < 1e-4
     assert moved(None) > 100
+
+
+def test_a_capped_instruction_set_gets_its_own_compile_cache(monkeypatch):
+    """torch.compile's cache does not key on oneDNN's cap: a capped process writes to a folder of its own, an
+    uncapped one (or a user's own TORCHINDUCTOR_CACHE_DIR) is left alone."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "TORCHINDUCTOR_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert hardware.separate_compile_cache() is None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    folder = hardware.separate_compile_cache()
+    assert folder.endswith("_onednn-avx2_aten-avx2") and os.environ["TORCHINDUCTOR_CACHE_DIR"] == folder
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what torch writes there once it ran
+    assert hardware.separate_compile_cache() == folder
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/mine")
+    assert hardware.separate_compile_cache() is None and os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/mine"

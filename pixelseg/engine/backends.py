@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixelseg.engine.hardware import separate_compile_cache
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.inference import input_channels
 from pixelseg.io import atomic_path
@@ -245,6 +246,7 @@ class CompiledModel(EagerModel):
 
     def __init__(self, model: SegmentationModel, precision: str = "fp32") -> None:
         super().__init__(model, precision)
+        separate_compile_cache()
         self.compiled = torch.compile(self.network.forward_padded, options={"freezing": True})
 
     def run(self, images: torch.Tensor) -> torch.Tensor:

@@ -61,3 +61,23 @@ def cpu_signature() -> str:
     cap = f" | oneDNN capped at {isa_cap()}" if isa_cap() else ""
     return f"{model} | {torch.get_num_threads()} threads | {' '.join(vector)}{cap} | torch {torch.__version__}"
 
+
+
+def separate_compile_cache() -> str | None:
+    """Under an instruction-set cap (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``), give ``torch.compile`` a cache
+    folder of its own (``TORCHINDUCTOR_CACHE_DIR``, unless the user set it) and return it. Inductor's cache keeps
+    oneDNN-prepacked frozen weights whose layout follows the cap, and its key does not include the cap: on an AMD
+    EPYC, a U-Net compiled under ``ONEDNN_MAX_CPU_ISA=AVX2`` and then loaded from the cache without it aborted the
+    process ("double free or corruption")."""
+    caps = [f"onednn-{isa_cap()}" if isa_cap() else "",
+            f"aten-{os.environ['ATEN_CPU_CAPABILITY'].strip()}" if os.environ.get("ATEN_CPU_CAPABILITY", "").strip()
+            else ""]
+    tag = "_".join(cap.lower() for cap in caps if cap)
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    default = default_cache_dir()  # torch writes it into the environment once it has used it
+    if not tag or os.environ.get("TORCHINDUCTOR_CACHE_DIR", default) != default:
+        return None
+    folder = f"{default}_{tag}"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    return folder
