@@ -45,6 +45,9 @@
 #                 0.5: each class keeps the pixels above its own running median confidence, capped at 0.95)
 #   semi_eighth_separate   semi_eighth with the strong views in a forward pass of their own (method.separate_strong
 #                 true, the default: their batch-norm statistics apart from the labelled batch's, as UniMatch's code)
+#   sup_sixteenth, semi_sixteenth   the same pair on 1/16 of the labels (train_sixteenth: every 16th frame, 23, a
+#                 subset of train_eighth), 160 epochs (sup_eighth's 320 steps); semi_sixteenth with the mean teacher's
+#                 defaults (strong views in their own pass) and the other 344 frames as unlabelled images
 # Append _seed1 to a row for its second seed (seed1 alone is the recipe with seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,6 +99,12 @@ for row in "${ROWS[@]}"; do
       if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
       changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}") ;;
     sup_eighth)  changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64) ;;
+    sup_sixteenth) changes=(--set data.train_split=train_sixteenth --set train.epochs=160 --set train.val_every=160) ;;
+    semi_sixteenth)
+      rest=runs/unseen_short/unlabelled_fifteen_sixteenths
+      [ -d "$rest" ] || { image_links "$rest" train_sixteenth exclude; find "$rest" -name '0006R0_*' -delete; }
+      changes=(--set data.train_split=train_sixteenth --set train.epochs=160 --set train.val_every=160
+               --set "data.unlabelled=$rest" --set method.name=mean_teacher) ;;
     semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate)
       rest=runs/unseen_short/unlabelled_seven_eighths
       [ -d "$rest" ] || { image_links "$rest" train_eighth exclude; find "$rest" -name '0006R0_*' -delete; }

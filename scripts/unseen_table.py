@@ -55,6 +55,9 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
         ["semi_eighth_balanced", "semi_eighth_balanced_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher, strong views in their own pass":
         ["semi_eighth_separate", "semi_eighth_separate_seed1"],
+    "1/16 of the labels (23 frames), supervised": ["sup_sixteenth", "sup_sixteenth_seed1"],
+    "1/16 of the labels + 344 unlabelled frames, mean teacher (its defaults)":
+        ["semi_sixteenth", "semi_sixteenth_seed1"],
 }
 ZOO = Path(__file__).resolve().parents[1] / "docs" / "results" / "zoo.json"
 ARCHITECTURES = {
