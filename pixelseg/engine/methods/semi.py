@@ -47,12 +47,12 @@ from pixelseg.errors import ConfigError
 
 def confident_pseudo_labels(probabilities: torch.Tensor, threshold: float, valid: torch.Tensor | None = None,
                             ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """The arg-max class where its probability reaches ``threshold`` (and the pixel is valid), else ignore."""
-    confidence, labels = probabilities.max(dim=1)
-    keep = confidence >= threshold
-    if valid is not None:
-        keep &= valid
-    return torch.where(keep, labels, torch.full_like(labels, ignore_index))
+    """The arg-max class where its probability reaches ``threshold`` (and the pixel is valid), else ignore: the
+    class-wise rule of :func:`balanced_pseudo_labels` with one threshold for every class."""
+    thresholds = torch.full((probabilities.shape[1],), float(threshold), device=probabilities.device)
+    if valid is None:
+        valid = torch.ones_like(probabilities[:, 0], dtype=torch.bool)
+    return balanced_pseudo_labels(probabilities, thresholds, valid, ignore_index)
 
 
 def cutmix_boxes(batch: int, height: int, width: int, generator: torch.Generator, area: float = 0.5) -> torch.Tensor:
