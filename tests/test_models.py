@@ -369,6 +369,22 @@ def test_upernet_with_a_256_channel_head_is_segmentation_models_pytorchs_network
     assert count[1] - count[0] == 2 * (96 + 192 + 384 + 768)  # smp's LayerNorm on each encoder feature
 
 
+@pytest.mark.parametrize("name", ["upernet", "fpn", "gcn", "refinenet"])
+def test_pyramid_heads_take_strides_4_to_32_of_an_encoder_that_also_has_a_stride_2_level(name):
+    """ResNet's and EfficientNet's timm features start at stride 2; the FPN-style heads are defined on C2..C5
+    (strides 4-32). UPerNet once took every level and fused at stride 2 (6x its FLOPs on EfficientNet-Lite2)."""
+    options = {"upernet": {"channels": 16, "aux_weight": 0}, "refinenet": {"channels": 16}}.get(name, {})
+    model = create(name, num_classes=3, encoder="resnet18", **options).eval()
+    assert model.encoder.reductions == [2, 4, 8, 16, 32] and model.levels == [1, 2, 3, 4]
+    if name == "upernet":
+        seen = []
+        model.head.fuse.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+        assert model(torch.zeros(1, 3, 64, 96)).shape == (1, 3, 64, 96)
+        assert seen == [(1, 4 * 16, 16, 24)]  # four levels, at stride 4
+    with pytest.raises(ConfigError, match="has no features at strides 4, 8, 16, 32"):
+        model.encoder.pyramid_levels((4, 8, 16, 32, 64))
+
+
 def test_a_model_argument_typo_names_the_closest_argument():
     with pytest.raises(ConfigError, match=r"model 'unet' has no argument 'encodr' \(did you mean 'encoder'\?\)"):
         create("unet", num_classes=3, encodr="resnet18")

@@ -72,6 +72,7 @@ class TimmEncoder(nn.Module):
         import timm  # here, not at the top: timm (with torchvision) takes seconds to import, see pixelseg/__init__.py
 
         super().__init__()
+        self.name = name
         if name not in timm.list_models():
             raise ConfigError(f"unknown timm encoder {name!r}{closest(name, timm.list_models())}")
         kwargs: dict = {"features_only": True, "in_chans": in_channels, **timm_pretrained_kwargs(name, pretrained),
@@ -104,6 +105,15 @@ class TimmEncoder(nn.Module):
         if output_stride not in (8, 16):
             raise ConfigError(f"output_stride must be 8 or 16, got {output_stride}")
         return cls(name, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride)
+
+    def pyramid_levels(self, strides: Sequence[int] = (4, 8, 16, 32)) -> list[int]:
+        """Indices of the features at ``strides``: the C2..C5 of ResNet that FPN-style heads (FPN, UPerNet, GCN,
+        RefineNet) are defined on; an encoder with a stride-2 level too (ResNet's stem, EfficientNet) keeps it
+        out, where taking every level would run the head at stride 2 (6x UPerNet's FLOPs on EfficientNet-Lite2)."""
+        if not all(stride in self.reductions for stride in strides):
+            raise ConfigError(f"encoder {self.name!r} has no features at strides {', '.join(map(str, strides))} "
+                              f"(it has {self.reductions})")
+        return [self.reductions.index(stride) for stride in strides]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         features = self.model(images)

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelseg.errors import ConfigError
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.encoders import TimmEncoder
 from pixelseg.models.fpn.decoder import FeaturePyramid, SemanticBranch
@@ -50,11 +49,7 @@ class FPN(SegmentationModel):
                  dropout: float = 0.1, pyramid_smoothing: bool = True) -> None:
         super().__init__()
         self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained)
-        reductions = self.encoder.reductions
-        wanted = [reductions.index(r) for r in (4, 8, 16, 32) if r in reductions]
-        if len(wanted) != 4:
-            raise ConfigError(f"encoder {encoder!r} lacks stride 4/8/16/32 features (has {reductions})")
-        self.levels = wanted
+        self.levels = wanted = self.encoder.pyramid_levels()
         self.pyramid = FeaturePyramid([self.encoder.channels[i] for i in wanted], pyramid_channels,
                                       pyramid_smoothing)
         self.branch = SemanticBranch(len(wanted), pyramid_channels, segmentation_channels)

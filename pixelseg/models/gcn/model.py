@@ -46,10 +46,9 @@ class GCN(SegmentationModel):
         if kernel_size % 2 == 0 or kernel_size < 1:
             raise ConfigError(f"kernel_size must be a positive odd number, got {kernel_size}")
         self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        reductions = self.encoder.reductions
-        if reductions[-4:] != [4, 8, 16, 32]:
-            raise ConfigError(f"encoder {encoder!r} has no features at strides 4, 8, 16, 32 (it has {reductions})")
-        self.decoder = GCNDecoder(self.encoder.channels[-4:], num_classes, kernel_size)
+        self.levels = self.encoder.pyramid_levels()
+        self.decoder = GCNDecoder([self.encoder.channels[i] for i in self.levels], num_classes, kernel_size)
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(images)[-4:])
+        features = self.encoder(images)
+        return self.decoder([features[i] for i in self.levels])

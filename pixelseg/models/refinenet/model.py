@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelseg.errors import ConfigError
 from pixelseg.models.base import SegmentationModel
 from pixelseg.models.encoders import TimmEncoder
 from pixelseg.models.refinenet.decoder import RefineNetDecoder, ResidualConvUnit
@@ -48,13 +47,14 @@ class RefineNet(SegmentationModel):
                  pretrained: bool | str | Path = False, channels: int = 256, pooling_blocks: int = 2) -> None:
         super().__init__()
         self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        if self.encoder.reductions[-4:] != [4, 8, 16, 32]:
-            raise ConfigError(f"encoder {encoder!r} has no features at strides 4, 8, 16, 32")
-        self.decoder = RefineNetDecoder(self.encoder.channels[-4:], channels, 2 * channels, pooling_blocks)
+        self.levels = self.encoder.pyramid_levels()
+        self.decoder = RefineNetDecoder([self.encoder.channels[i] for i in self.levels], channels, 2 * channels,
+                                        pooling_blocks)
         width = self.decoder.out_channels
         self.head = nn.Sequential(ResidualConvUnit(width), ResidualConvUnit(width), nn.Dropout(0.1),
                                   nn.Conv2d(width, num_classes, 1))
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.decoder(self.encoder(images)[-4:]))
+        features = self.encoder(images)
+        x = self.head(self.decoder([features[i] for i in self.levels]))
         return F.interpolate(x, size=images.shape[-2:], mode="bilinear", align_corners=False)

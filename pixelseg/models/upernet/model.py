@@ -46,12 +46,14 @@ class UPerNet(SegmentationModel):
                  pretrained: bool | str | Path = False, channels: int = 512, aux_weight: float = 0.4) -> None:
         super().__init__()
         self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        self.head = UPerHead(self.encoder.channels, num_classes, channels)
+        self.levels = self.encoder.pyramid_levels()  # C2..C5: the head fuses at stride 4, never at a stride-2 level
+        self.head = UPerHead([self.encoder.channels[i] for i in self.levels], num_classes, channels)
         self.aux_weight = aux_weight
         self.aux_head = AuxiliaryHead(self.encoder.channels[-2], num_classes) if aux_weight > 0 else None
 
     def forward_padded(self, images: torch.Tensor):
-        features = self.encoder(images)
+        every = self.encoder(images)
+        features = [every[i] for i in self.levels]
         logits = self.head(features)
         if self.training and self.aux_head is not None:
             return logits, self.aux_head(features[-2])
