@@ -369,11 +369,12 @@ def test_upernet_with_a_256_channel_head_is_segmentation_models_pytorchs_network
     assert count[1] - count[0] == 2 * (96 + 192 + 384 + 768)  # smp's LayerNorm on each encoder feature
 
 
-@pytest.mark.parametrize("name", ["upernet", "fpn", "gcn", "refinenet"])
+@pytest.mark.parametrize("name", ["upernet", "fpn", "gcn", "refinenet", "maskformer"])
 def test_pyramid_heads_take_strides_4_to_32_of_an_encoder_that_also_has_a_stride_2_level(name):
     """ResNet's and EfficientNet's timm features start at stride 2; the FPN-style heads are defined on C2..C5
     (strides 4-32). UPerNet once took every level and fused at stride 2 (6x its FLOPs on EfficientNet-Lite2)."""
-    options = {"upernet": {"channels": 16, "aux_weight": 0}, "refinenet": {"channels": 16}}.get(name, {})
+    options = {"upernet": {"channels": 16, "aux_weight": 0}, "refinenet": {"channels": 16},
+               "maskformer": {"queries": 4, "width": 32, "layers": 1}}.get(name, {})
     model = create(name, num_classes=3, encoder="resnet18", **options).eval()
     assert model.encoder.reductions == [2, 4, 8, 16, 32] and model.levels == [1, 2, 3, 4]
     if name == "upernet":

@@ -60,14 +60,16 @@ class MaskFormer(SegmentationModel):
                  pretrained: bool | str | Path = False, queries: int = 100, width: int = 256, layers: int = 6) -> None:
         super().__init__()
         self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        channels = self.encoder.channels[-4:]
+        self.levels = self.encoder.pyramid_levels()
+        channels = [self.encoder.channels[i] for i in self.levels]
         self.pixel_decoder = PixelDecoder(channels, width, width)
         self.predictor = TransformerPredictor(channels[-1], num_classes, queries, width, layers,
                                               heads=max(1, width // 32), feedforward=8 * width, mask_dim=width)
         self.criterion = MaskFormerLoss(num_classes)
 
     def forward_padded(self, images: torch.Tensor):
-        features = self.encoder(images)[-4:]
+        every = self.encoder(images)
+        features = [every[i] for i in self.levels]
         predictions = self.predictor(features[-1], self.pixel_decoder(features))
         if self.training:
             return {"predictions": predictions, "padded_size": images.shape[-2:]}
