@@ -62,7 +62,6 @@ def cpu_signature() -> str:
     return f"{model} | {torch.get_num_threads()} threads | {' '.join(vector)}{cap} | torch {torch.__version__}"
 
 
-
 def separate_compile_cache() -> str | None:
     """Under an instruction-set cap (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``), give ``torch.compile`` a cache
     folder of its own (``TORCHINDUCTOR_CACHE_DIR``, unless the user set it) and return it. Inductor's cache keeps
