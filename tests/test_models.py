@@ -8,6 +8,7 @@ import pixelseg
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.models import create, list_models, save_model
 from pixelseg.models.base import DilatedDepthwiseConv2d, guard_dilated_depthwise, he_initialisation
+from pixelseg.models.encoders import TimmEncoder
 from pixelseg.models.fcn.decoder import bilinear_upsampler, convolution_as_matrix_product
 
 # Small settings of every registered architecture, so the shape and gradient tests stay fast on 2 cores.
@@ -376,14 +377,14 @@ def test_pyramid_heads_take_strides_4_to_32_of_an_encoder_that_also_has_a_stride
     options = {"upernet": {"channels": 16, "aux_weight": 0}, "refinenet": {"channels": 16},
                "maskformer": {"queries": 4, "width": 32, "layers": 1}}.get(name, {})
     model = create(name, num_classes=3, encoder="resnet18", **options).eval()
-    assert model.encoder.reductions == [2, 4, 8, 16, 32] and model.levels == [1, 2, 3, 4]
+    assert model.encoder.kept == [1, 2, 3, 4] and model.encoder.reductions == [4, 8, 16, 32]  # of [2, 4, 8, 16, 32]
     if name == "upernet":
         seen = []
         model.head.fuse.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
         assert model(torch.zeros(1, 3, 64, 96)).shape == (1, 3, 64, 96)
         assert seen == [(1, 4 * 16, 16, 24)]  # four levels, at stride 4
     with pytest.raises(ConfigError, match="has no features at strides 4, 8, 16, 32"):
-        model.encoder.pyramid_levels((4, 8, 16, 32, 64))
+        TimmEncoder("resnet18", strides=(4, 8, 16, 32, 64))
 
 
 def test_a_model_argument_typo_names_the_closest_argument():

@@ -43,6 +43,7 @@ def weights_source(name: str, pretrained: bool | str | Path) -> str:
     return "ImageNet, downloaded through timm"
 
 
+PYRAMID_STRIDES = (4, 8, 16, 32)  # C2..C5: the levels FPN-style heads are defined on
 ANY_SIZE_OPTIONS = {"swin": {"strict_img_size": False}}
 """timm options, by model-name prefix, that let a backbone built for one input size take any padded size."""
 
@@ -62,17 +63,20 @@ class TimmEncoder(nn.Module):
         output_stride: 32, or 16 / 8 for dilated (atrous) encoders where timm supports it.
         out_indices: which feature levels to return (default all).
         timm_options: further keyword arguments for ``timm.create_model`` (HRNet's ``feature_location``, ...).
+        strides: keep only the features at these strides, e.g. ``PYRAMID_STRIDES`` (4, 8, 16, 32): the C2..C5 of
+            ResNet that FPN-style heads (FPN, UPerNet, GCN, RefineNet, MaskFormer) are defined on. An encoder with a
+            stride-2 level too (ResNet's stem, EfficientNet) keeps it out, where taking every level would run such a
+            head at stride 2 (6x UPerNet's FLOPs on EfficientNet-Lite2). ``channels`` and ``reductions`` follow.
 
     Features come back channels-first (NCHW) for every backbone, Swin's channels-last stages included.
     """
 
     def __init__(self, name: str, in_channels: int = 3, pretrained: bool | str | Path = False,
                  output_stride: int = 32, out_indices: Sequence[int] | None = None,
-                 timm_options: dict | None = None) -> None:
+                 timm_options: dict | None = None, strides: Sequence[int] | None = None) -> None:
         import timm  # here, not at the top: timm (with torchvision) takes seconds to import, see pixelseg/__init__.py
 
         super().__init__()
-        self.name = name
         if name not in timm.list_models():
             raise ConfigError(f"unknown timm encoder {name!r}{closest(name, timm.list_models())}")
         kwargs: dict = {"features_only": True, "in_chans": in_channels, **timm_pretrained_kwargs(name, pretrained),
@@ -97,6 +101,14 @@ class TimmEncoder(nn.Module):
         """(mean, std) that the encoder's pretrained weights expect (timm's ``pretrained_cfg``), or None."""
         self.channels: list[int] = list(self.model.feature_info.channels())
         self.reductions: list[int] = list(self.model.feature_info.reduction())
+        self.kept: list[int] | None = None  # indices of the features returned, None: all
+        if strides is not None:
+            if not all(stride in self.reductions for stride in strides):
+                raise ConfigError(f"encoder {name!r} has no features at strides {', '.join(map(str, strides))} "
+                                  f"(it has {self.reductions})")
+            self.kept = [self.reductions.index(stride) for stride in strides]
+            self.channels = [self.channels[i] for i in self.kept]
+            self.reductions = [self.reductions[i] for i in self.kept]
 
     @classmethod
     def atrous(cls, name: str, in_channels: int = 3, pretrained: bool | str | Path = False,
@@ -106,17 +118,8 @@ class TimmEncoder(nn.Module):
             raise ConfigError(f"output_stride must be 8 or 16, got {output_stride}")
         return cls(name, in_channels=in_channels, pretrained=pretrained, output_stride=output_stride)
 
-    def pyramid_levels(self, strides: Sequence[int] = (4, 8, 16, 32)) -> list[int]:
-        """Indices of the features at ``strides``: the C2..C5 of ResNet that FPN-style heads (FPN, UPerNet, GCN,
-        RefineNet) are defined on; an encoder with a stride-2 level too (ResNet's stem, EfficientNet) keeps it
-        out, where taking every level would run the head at stride 2 (6x UPerNet's FLOPs on EfficientNet-Lite2)."""
-        if not all(stride in self.reductions for stride in strides):
-            raise ConfigError(f"encoder {self.name!r} has no features at strides {', '.join(map(str, strides))} "
-                              f"(it has {self.reductions})")
-        return [self.reductions.index(stride) for stride in strides]
-
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         features = self.model(images)
         if getattr(self.model, "output_fmt", "NCHW") == "NHWC":  # Swin and other channels-last backbones
             features = [f.permute(0, 3, 1, 2).contiguous() for f in features]
-        return features
+        return features if self.kept is None else [features[i] for i in self.kept]

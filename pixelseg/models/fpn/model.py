@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelseg.models.base import SegmentationModel
-from pixelseg.models.encoders import TimmEncoder
+from pixelseg.models.encoders import PYRAMID_STRIDES, TimmEncoder
 from pixelseg.models.fpn.decoder import FeaturePyramid, SemanticBranch
 from pixelseg.models.registry import register_model
 
@@ -48,16 +48,14 @@ class FPN(SegmentationModel):
                  pretrained: bool | str | Path = False, pyramid_channels: int = 256, segmentation_channels: int = 128,
                  dropout: float = 0.1, pyramid_smoothing: bool = True) -> None:
         super().__init__()
-        self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained)
-        self.levels = wanted = self.encoder.pyramid_levels()
-        self.pyramid = FeaturePyramid([self.encoder.channels[i] for i in wanted], pyramid_channels,
-                                      pyramid_smoothing)
-        self.branch = SemanticBranch(len(wanted), pyramid_channels, segmentation_channels)
+        self.encoder = TimmEncoder(encoder, in_channels=in_channels, pretrained=pretrained, strides=PYRAMID_STRIDES)
+        self.pyramid = FeaturePyramid(self.encoder.channels, pyramid_channels, pyramid_smoothing)
+        self.branch = SemanticBranch(len(PYRAMID_STRIDES), pyramid_channels, segmentation_channels)
         self.dropout = nn.Dropout2d(dropout)
         self.head = nn.Conv2d(segmentation_channels, num_classes, 1)
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)
-        pyramid = self.pyramid([features[i] for i in self.levels])
+        pyramid = self.pyramid(features)
         logits = self.head(self.dropout(self.branch(pyramid)))
         return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)

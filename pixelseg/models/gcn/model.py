@@ -17,7 +17,7 @@ import torch
 
 from pixelseg.errors import ConfigError
 from pixelseg.models.base import SegmentationModel
-from pixelseg.models.encoders import TimmEncoder
+from pixelseg.models.encoders import PYRAMID_STRIDES, TimmEncoder
 from pixelseg.models.gcn.decoder import GCNDecoder
 from pixelseg.models.registry import register_model
 
@@ -45,10 +45,8 @@ class GCN(SegmentationModel):
         super().__init__()
         if kernel_size % 2 == 0 or kernel_size < 1:
             raise ConfigError(f"kernel_size must be a positive odd number, got {kernel_size}")
-        self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        self.levels = self.encoder.pyramid_levels()
-        self.decoder = GCNDecoder([self.encoder.channels[i] for i in self.levels], num_classes, kernel_size)
+        self.encoder = TimmEncoder(encoder, in_channels, pretrained, strides=PYRAMID_STRIDES)
+        self.decoder = GCNDecoder(self.encoder.channels, num_classes, kernel_size)
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(images)
-        return self.decoder([features[i] for i in self.levels])
+        return self.decoder(self.encoder(images))

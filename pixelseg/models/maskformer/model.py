@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelseg.models.base import SegmentationModel
-from pixelseg.models.encoders import TimmEncoder
+from pixelseg.models.encoders import PYRAMID_STRIDES, TimmEncoder
 from pixelseg.models.maskformer.decoder import PixelDecoder, TransformerPredictor
 from pixelseg.models.maskformer.loss import MaskFormerLoss
 from pixelseg.models.registry import register_model
@@ -59,17 +59,15 @@ class MaskFormer(SegmentationModel):
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, queries: int = 100, width: int = 256, layers: int = 6) -> None:
         super().__init__()
-        self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        self.levels = self.encoder.pyramid_levels()
-        channels = [self.encoder.channels[i] for i in self.levels]
+        self.encoder = TimmEncoder(encoder, in_channels, pretrained, strides=PYRAMID_STRIDES)
+        channels = self.encoder.channels
         self.pixel_decoder = PixelDecoder(channels, width, width)
         self.predictor = TransformerPredictor(channels[-1], num_classes, queries, width, layers,
                                               heads=max(1, width // 32), feedforward=8 * width, mask_dim=width)
         self.criterion = MaskFormerLoss(num_classes)
 
     def forward_padded(self, images: torch.Tensor):
-        every = self.encoder(images)
-        features = [every[i] for i in self.levels]
+        features = self.encoder(images)
         predictions = self.predictor(features[-1], self.pixel_decoder(features))
         if self.training:
             return {"predictions": predictions, "padded_size": images.shape[-2:]}

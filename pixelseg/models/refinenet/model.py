@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixelseg.models.base import SegmentationModel
-from pixelseg.models.encoders import TimmEncoder
+from pixelseg.models.encoders import PYRAMID_STRIDES, TimmEncoder
 from pixelseg.models.refinenet.decoder import RefineNetDecoder, ResidualConvUnit
 from pixelseg.models.registry import register_model
 
@@ -46,15 +46,12 @@ class RefineNet(SegmentationModel):
     def __init__(self, num_classes: int, encoder: str = "resnet50", in_channels: int = 3,
                  pretrained: bool | str | Path = False, channels: int = 256, pooling_blocks: int = 2) -> None:
         super().__init__()
-        self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        self.levels = self.encoder.pyramid_levels()
-        self.decoder = RefineNetDecoder([self.encoder.channels[i] for i in self.levels], channels, 2 * channels,
-                                        pooling_blocks)
+        self.encoder = TimmEncoder(encoder, in_channels, pretrained, strides=PYRAMID_STRIDES)
+        self.decoder = RefineNetDecoder(self.encoder.channels, channels, 2 * channels, pooling_blocks)
         width = self.decoder.out_channels
         self.head = nn.Sequential(ResidualConvUnit(width), ResidualConvUnit(width), nn.Dropout(0.1),
                                   nn.Conv2d(width, num_classes, 1))
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(images)
-        x = self.head(self.decoder([features[i] for i in self.levels]))
+        x = self.head(self.decoder(self.encoder(images)))
         return F.interpolate(x, size=images.shape[-2:], mode="bilinear", align_corners=False)

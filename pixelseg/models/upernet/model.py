@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from pixelseg.models.base import SegmentationModel
-from pixelseg.models.encoders import TimmEncoder
+from pixelseg.models.encoders import PYRAMID_STRIDES, TimmEncoder
 from pixelseg.models.pspnet.decoder import AuxiliaryHead
 from pixelseg.models.registry import register_model
 from pixelseg.models.upernet.decoder import UPerHead
@@ -45,15 +45,14 @@ class UPerNet(SegmentationModel):
     def __init__(self, num_classes: int, encoder: str = "convnext_tiny", in_channels: int = 3,
                  pretrained: bool | str | Path = False, channels: int = 512, aux_weight: float = 0.4) -> None:
         super().__init__()
-        self.encoder = TimmEncoder(encoder, in_channels, pretrained)
-        self.levels = self.encoder.pyramid_levels()  # C2..C5: the head fuses at stride 4, never at a stride-2 level
-        self.head = UPerHead([self.encoder.channels[i] for i in self.levels], num_classes, channels)
+        # C2..C5: the head fuses at stride 4, never at a stride-2 level
+        self.encoder = TimmEncoder(encoder, in_channels, pretrained, strides=PYRAMID_STRIDES)
+        self.head = UPerHead(self.encoder.channels, num_classes, channels)
         self.aux_weight = aux_weight
         self.aux_head = AuxiliaryHead(self.encoder.channels[-2], num_classes) if aux_weight > 0 else None
 
     def forward_padded(self, images: torch.Tensor):
-        every = self.encoder(images)
-        features = [every[i] for i in self.levels]
+        features = self.encoder(images)
         logits = self.head(features)
         if self.training and self.aux_head is not None:
             return logits, self.aux_head(features[-2])
