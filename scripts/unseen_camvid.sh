@@ -35,6 +35,8 @@
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
 #   da_fda        da_entropy with the source images in the target's style (FDA, source_style 0.03: about the
 #                 paper's 5 lowest frequencies on 176x240 crops)
+#   da_mean_teacher   the mean teacher (its defaults) with 0006R0's images as its unlabelled data: French et al.
+#                 2018's self-ensembling for domain adaptation, with CutMix between target images
 #   sup_eighth    supervised on 1/8 of the labels (train_eighth: every 8th frame, 46), 64 epochs (the recipe's steps)
 #   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher with the strong
 #                 views in the labelled batch's forward pass (method.separate_strong false); the rows below but the
@@ -91,7 +93,7 @@ for row in "${ROWS[@]}"; do
     refinenet)   changes=(--set model.name=refinenet --set train.grad_clip=1.0) ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
     enet|bisenetv2|segnet_basic|hrnet|fcdensenet56) changes=(--set "model={name: $base}") ;;
-    da_entropy|da_self_training|da_fda)
+    da_entropy|da_self_training|da_fda|da_mean_teacher)
       target=runs/unseen_short/target_0006R0
       [ -d "$target" ] || image_links "$target" val_0006R0
       name=${base#da_} style=()

@@ -47,6 +47,8 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
     "+ entropy minimisation on 0006R0's images (ADVENT)": ["da_entropy", "da_entropy_seed1"],
     "+ class-balanced self-training on 0006R0's images (CBST)": ["da_self_training", "da_self_training_seed1"],
     "+ entropy minimisation, source in the target's style (FDA + ADVENT)": ["da_fda", "da_fda_seed1"],
+    "+ mean teacher on 0006R0's images (self-ensembling, French et al. 2018)":
+        ["da_mean_teacher", "da_mean_teacher_seed1"],
     "1/8 of the labels (46 frames), supervised": ["sup_eighth", "sup_eighth_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher": ["semi_eighth", "semi_eighth_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher, the labelled loss on the pseudo-labels":

@@ -39,6 +39,7 @@ def settings(arguments: list[str]) -> list[str]:
     ("fcdensenet56", ["model={name: fcdensenet56}"]),
     ("refinenet", ["model.name=refinenet", "train.grad_clip=1.0"]),
     ("label_smoothing_seed1", ["loss.ce_label_smoothing=0.1", "train.seed=1"]),
+    ("da_mean_teacher", ["data.unlabelled=runs/unseen_short/target_0006R0", "method.name=mean_teacher"]),
     ("sup_sixteenth", ["data.train_split=train_sixteenth", "train.epochs=160", "train.val_every=160"]),
 ])
 def test_each_unseen_row_trains_what_it_names(row, expected, tmp_path):
