@@ -100,18 +100,17 @@ for row in "${ROWS[@]}"; do
       [ "$name" = entropy ] && name=entropy_min
       if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
       changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}") ;;
-    sup_eighth)  changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64) ;;
-    sup_sixteenth) changes=(--set data.train_split=train_sixteenth --set train.epochs=160 --set train.val_every=160) ;;
-    semi_sixteenth)
-      rest=runs/unseen_short/unlabelled_fifteen_sixteenths
-      [ -d "$rest" ] || { image_links "$rest" train_sixteenth exclude; find "$rest" -name '0006R0_*' -delete; }
-      changes=(--set data.train_split=train_sixteenth --set train.epochs=160 --set train.val_every=160
-               --set "data.unlabelled=$rest" --set method.name=mean_teacher) ;;
-    semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate)
-      rest=runs/unseen_short/unlabelled_seven_eighths
-      [ -d "$rest" ] || { image_links "$rest" train_eighth exclude; find "$rest" -name '0006R0_*' -delete; }
-      changes=(--set data.train_split=train_eighth --set train.epochs=64 --set train.val_every=64
-               --set "data.unlabelled=$rest" --set method.name=mean_teacher --set method.separate_strong=false)
+    sup_eighth|sup_sixteenth|semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate|semi_sixteenth)
+      part=sixteenth epochs=160 rest=runs/unseen_short/unlabelled_fifteen_sixteenths  # the same 320 labelled steps
+      [[ $base == *_eighth* ]] && part=eighth epochs=64 rest=runs/unseen_short/unlabelled_seven_eighths
+      changes=(--set "data.train_split=train_$part" --set "train.epochs=$epochs" --set "train.val_every=$epochs")
+      if [[ $base == semi_* ]]; then
+        [ -d "$rest" ] || { image_links "$rest" "train_$part" exclude; find "$rest" -name '0006R0_*' -delete; }
+        changes+=(--set "data.unlabelled=$rest" --set method.name=mean_teacher)
+      fi
+      case $base in  # the 1/8 variants build on one pass for labelled and strong views; 1/16 keeps the defaults
+        semi_eighth|semi_eighth_own_loss|semi_eighth_balanced) changes+=(--set method.separate_strong=false) ;;
+      esac
       [ "$base" = semi_eighth_own_loss ] && changes+=(--set method.unlabelled_loss=training)
       [ "$base" = semi_eighth_balanced ] && changes+=(--set method.class_balanced=0.5)
       [ "$base" = semi_eighth_separate ] && changes+=(--set method.separate_strong=true) ;;
