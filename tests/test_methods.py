@@ -13,7 +13,14 @@ import pixelseg.engine.trainer as train_module
 from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.config import config_from_dict
 from pixelseg.engine.methods.base import ema_update
-from pixelseg.engine.methods.semi import confident_pseudo_labels, cutmix, cutmix_boxes, strong_view
+from pixelseg.engine.methods.semi import (
+    classmix_masks,
+    confident_pseudo_labels,
+    cutmix,
+    cutmix_boxes,
+    mix_labelled,
+    strong_view,
+)
 from pixelseg.engine.trainer import train
 from pixelseg.errors import ConfigError, DataError
 from pixelseg.io import write_image
@@ -52,6 +59,45 @@ def test_cutmix_takes_image_and_labels_of_the_next_sample_inside_the_box():
         assert torch.all(mixed[index][:, boxes[index]] == source) and torch.all(mixed[index][:, ~boxes[index]] == index)
         assert torch.equal(mixed_labels[index] == source, boxes[index])
     assert torch.equal(mixed[:, 0].long(), mixed_labels)  # pixels and labels moved together
+
+
+def test_classmix_masks_take_half_of_each_samples_classes_and_never_ignored_pixels():
+    labels = torch.tensor([[0, 1, 2, 3], [5, 5, 255, 255]]).view(2, 1, 4)  # four classes; one class and void
+    for seed in range(5):
+        masks = classmix_masks(labels, torch.Generator().manual_seed(seed))
+        assert masks[0].sum() == 2 and masks[1].tolist() == [[True, True, False, False]]
+    chosen = {tuple(classmix_masks(labels, torch.Generator().manual_seed(s))[0, 0].tolist()) for s in range(20)}
+    assert len(chosen) > 1  # the classes are drawn, not always the same ones
+
+
+def test_mix_labelled_pastes_labelled_classes_with_their_labels_onto_the_unlabelled_images():
+    images = torch.full((1, 3, 1, 4), 9.0)
+    labels = torch.tensor([[[0, 0, 1, 255]]])
+    unlabelled = torch.zeros(2, 3, 1, 4)
+    pseudo = torch.tensor([[[7, 255, 7, 7]], [[8, 8, 8, 8]]])
+    mixed, mixed_labels = mix_labelled(images, labels, unlabelled, pseudo, torch.Generator().manual_seed(0))
+    for index in range(2):  # one labelled image, cycled over the two unlabelled ones
+        pasted = mixed[index, 0, 0] == 9
+        assert pasted.sum() in (1, 2) and not pasted[3]  # class 0 (two pixels) or class 1 (one), never void
+        assert torch.equal(mixed_labels[index, 0][pasted], labels[0, 0][pasted])
+        assert torch.equal(mixed_labels[index, 0][~pasted], pseudo[index, 0][~pasted])
+    with pytest.raises(ConfigError, match="give both the same data.crop_size"):
+        mix_labelled(images, labels, torch.zeros(2, 3, 2, 4), pseudo, torch.Generator())
+
+
+def test_mean_teacher_with_mix_labelled_puts_true_labels_into_the_student_targets(shapes_root, tmp_path,
+                                                                                  unlabelled_folder):
+    config = mean_teacher_config(shapes_root, tmp_path / "run", unlabelled_folder)
+    config["method"].update(threshold=1.01, mix_labelled=True, unlabelled_loss="training")  # no confident pixel
+    run = train_module.build_run(config_from_dict(config), progress=False)
+    seen = []
+    original = run.loss_fn
+    run.loss_fn = lambda logits, labels: seen.append(labels) or original(logits, labels)
+    images, masks = next(iter(train_module.epoch_loader(run, 1, None)))
+    loss = run.method.batch_loss(run.trained, images, masks)
+    assert torch.isfinite(loss) and len(seen) == 2  # the pasted pixels are labelled although the teacher is unsure
+    targets = seen[1][seen[1] != 255]
+    assert len(targets) > 0 and set(targets.unique().tolist()) <= set(masks.unique().tolist())
 
 
 def test_strong_view_keeps_the_geometry_and_the_value_range():

@@ -27,6 +27,12 @@ not those of grey, blurred, colour-jittered, CutMixed images, as UniMatch's rele
 weak images share a pass, its strong views have their own). On CamVid's unseen-sequence protocol with 1/8 of the
 labels it scored 1.3 points above one shared pass on both of two seeds (docs/fewer_labels.md).
 ``separate_strong: false`` gives FixMatch's interleaved batch: one pass over both, shared statistics.
+Option: ``mix_labelled`` replaces the CutMix between unlabelled images by DACS's cross-domain mix (Tranheden et
+al., WACV 2021): half of the classes of each labelled image (ClassMix, Olsson et al., WACV 2021) are pasted with
+their true labels onto an unlabelled image, whose other pixels keep the teacher's pseudo-labels; meant for domain
+adaptation (the target's images as ``data.unlabelled``), where the pasted source pixels keep every class supervised
+in the target's context. Differs from DACS: the pseudo-labels are thresholded as above, not weighted by the share
+of confident pixels, and the mix goes through the strong view's photometric perturbations.
 Differs: the teacher's batch norms use their EMA running statistics (eval mode).
 """
 
@@ -76,6 +82,32 @@ def cutmix(images: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor) -> t
     return mixed_images, torch.where(boxes, other_labels, labels)
 
 
+def classmix_masks(labels: torch.Tensor, generator: torch.Generator, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """ClassMix's masks (Olsson et al., WACV 2021): per sample, the pixels of half of the classes its labels hold
+    (rounded up, drawn at random; ignored pixels never), as a boolean (batch, H, W) mask."""
+    masks = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    for index, label in enumerate(labels):
+        present = label.unique()
+        present = present[present != ignore_index].cpu()
+        chosen = present[torch.randperm(len(present), generator=generator)[:(len(present) + 1) // 2]]
+        masks[index] = torch.isin(label, chosen.to(label.device))
+    return masks
+
+
+def mix_labelled(images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor, pseudo: torch.Tensor,
+                 generator: torch.Generator, ignore_index: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
+    """DACS's cross-domain mix (Tranheden et al., WACV 2021): half of the classes of each labelled image, pasted with
+    their true labels onto an unlabelled image whose other pixels keep the teacher's pseudo-labels. The labelled
+    batch is cycled when it is smaller than the unlabelled one; crops must have one size."""
+    if images.shape[-2:] != unlabelled.shape[-2:]:
+        raise ConfigError(f"method.mix_labelled: labelled crops {tuple(images.shape[-2:])} and unlabelled crops "
+                          f"{tuple(unlabelled.shape[-2:])} differ; give both the same data.crop_size")
+    order = torch.arange(len(unlabelled)) % len(images)
+    images, labels = images[order], labels[order]
+    masks = classmix_masks(labels, generator, ignore_index)
+    return torch.where(masks[:, None], images, unlabelled), torch.where(masks, labels, pseudo)
+
+
 def strong_view(images: torch.Tensor, mean, std, generator: torch.Generator, strength: float = 0.5) -> torch.Tensor:
     """Photometric perturbations of normalised images, per sample: brightness, contrast and saturation jitter of
     ``strength``, grey with probability 0.2, a 3x3 Gaussian blur with probability 0.5; the geometry is unchanged, so
@@ -111,7 +143,7 @@ class MeanTeacher(TrainingMethod):
     def __init__(self, run, threshold: float = 0.95, ema_decay: float = 0.99, weight: float = 1.0,
                  cutmix: bool = True, strength: float = 0.5, unlabelled_batch: int | None = None,
                  unlabelled_loss: str = "ce", class_balanced: float | None = None,
-                 separate_strong: bool = True) -> None:
+                 separate_strong: bool = True, mix_labelled: bool = False) -> None:
         super().__init__(run)
         if unlabelled_loss not in UNLABELLED_LOSSES:
             raise ConfigError(f"method.unlabelled_loss: {unlabelled_loss!r} is not one of "
@@ -122,7 +154,7 @@ class MeanTeacher(TrainingMethod):
         self.class_thresholds = torch.full((run.model.classes.num_classes,), math.nan)  # NaN: class not seen yet
         self.threshold, self.ema_decay, self.weight = threshold, ema_decay, weight
         self.unlabelled_loss = unlabelled_loss
-        self.use_cutmix, self.strength = cutmix, strength
+        self.use_cutmix, self.strength, self.mix_labelled = cutmix, strength, bool(mix_labelled)
         self.teacher = frozen_copy(run.model)
         self.stream = UnlabelledStream(run, unlabelled_batch)
         self.steps = 0
@@ -135,7 +167,9 @@ class MeanTeacher(TrainingMethod):
         with torch.no_grad():
             probabilities = self.forward(self.teacher, weak).softmax(dim=1)
         pseudo = self.pseudo_labels(probabilities, valid, core.classes.ignore_index)
-        if self.use_cutmix and len(weak) > 1:
+        if self.mix_labelled:
+            weak, pseudo = mix_labelled(images, masks, weak, pseudo, generator, core.classes.ignore_index)
+        elif self.use_cutmix and len(weak) > 1:
             weak, pseudo = cutmix(weak, pseudo, cutmix_boxes(len(weak), *weak.shape[-2:], generator))
         strong = strong_view(weak, core.meta["mean"], core.meta["std"], generator, self.strength)
         labelled, unlabelled = self.student_outputs(model, images, strong)
