@@ -37,6 +37,8 @@
 #                 paper's 5 lowest frequencies on 176x240 crops)
 #   da_mean_teacher   the mean teacher (its defaults) with 0006R0's images as its unlabelled data: French et al.
 #                 2018's self-ensembling for domain adaptation, with CutMix between target images
+#   da_dacs       da_mean_teacher with DACS's cross-domain mix (method.mix_labelled: half of each source crop's
+#                 classes pasted with their labels onto a target crop) in place of CutMix between target images
 #   sup_eighth    supervised on 1/8 of the labels (train_eighth: every 8th frame, 46), 64 epochs (the recipe's steps)
 #   semi_eighth   the same 46 labelled frames + the other 321 as unlabelled images, mean teacher with the strong
 #                 views in the labelled batch's forward pass (method.separate_strong false); the rows below but the
@@ -93,12 +95,13 @@ for row in "${ROWS[@]}"; do
     refinenet)   changes=(--set model.name=refinenet --set train.grad_clip=1.0) ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
     enet|bisenetv2|segnet_basic|hrnet|fcdensenet56) changes=(--set "model={name: $base}") ;;
-    da_entropy|da_self_training|da_fda|da_mean_teacher)
+    da_entropy|da_self_training|da_fda|da_mean_teacher|da_dacs)
       target=runs/unseen_short/target_0006R0
       [ -d "$target" ] || image_links "$target" val_0006R0
       name=${base#da_} style=()
       [ "$name" = entropy ] && name=entropy_min
       if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
+      [ "$name" = dacs ] && name=mean_teacher style=(--set method.mix_labelled=true)
       changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}") ;;
     sup_eighth|sup_sixteenth|semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate|semi_sixteenth)
       part=sixteenth epochs=160 rest=runs/unseen_short/unlabelled_fifteen_sixteenths  # the same 320 labelled steps

@@ -49,6 +49,7 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
     "+ entropy minimisation, source in the target's style (FDA + ADVENT)": ["da_fda", "da_fda_seed1"],
     "+ mean teacher on 0006R0's images (self-ensembling, French et al. 2018)":
         ["da_mean_teacher", "da_mean_teacher_seed1"],
+    "+ mean teacher on 0006R0's images with source classes pasted onto them (DACS)": ["da_dacs", "da_dacs_seed1"],
     "1/8 of the labels (46 frames), supervised": ["sup_eighth", "sup_eighth_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher": ["semi_eighth", "semi_eighth_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher, the labelled loss on the pseudo-labels":
