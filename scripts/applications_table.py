@@ -2,6 +2,8 @@
 runs/apps/<name>/eval/metrics.json (each dataset's validation split, never trained on) and each run's log.csv.
 
     python scripts/applications_table.py [--runs runs/apps]
+    python scripts/applications_table.py --runs docs/results/fewer_labels_roads --names all sup_quarter semi_quarter
+        (scripts/fewer_labels_roads.sh's rows, one table row each)
 
 Datasets that have not run are left out. Training minutes are the sum of log.csv's epoch times.
 """
@@ -56,8 +58,9 @@ def per_class(name: str, m: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/apps")
+    parser.add_argument("--names", nargs="+", default=DATASETS, help="run folders under --runs (the datasets)")
     args = parser.parse_args()
-    runs = {name: m for name in DATASETS if (m := read(Path(args.runs) / name)) is not None}
+    runs = {name: m for name in args.names if (m := read(Path(args.runs) / name)) is not None}
     if not runs:
         raise SystemExit(f"no finished runs in {args.runs} (bash scripts/train_applications.sh)")
     summary(runs)
