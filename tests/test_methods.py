@@ -40,6 +40,29 @@ def test_ema_update_is_the_weighted_average_of_teacher_and_student():
     assert int(teacher.num_batches_tracked) == 7
 
 
+@pytest.mark.parametrize("warmup", [True, False])
+def test_the_mean_teachers_decay_ramps_up_from_a_plain_average(shapes_root, tmp_path, unlabelled_folder, warmup):
+    """With the ramp (Mean Teacher's and UniMatch's code) the first update makes the teacher the student (decay
+    0), the second the mean of the two; without it the teacher keeps 0.9 of its initial weights."""
+    config = mean_teacher_config(shapes_root, tmp_path / "run", unlabelled_folder)
+    config["method"]["ema_warmup"] = warmup
+    run = train_module.build_run(config_from_dict(config), progress=False)
+    teacher, student = run.method.teacher, run.model
+    start = [p.detach().clone() for p in student.parameters()]
+    with torch.no_grad():
+        for parameter in student.parameters():
+            parameter.add_(1.0)
+    run.method.after_step()
+    for t, s, s0 in zip(teacher.parameters(), student.parameters(), start, strict=True):
+        assert torch.allclose(t, s if warmup else 0.9 * s0 + 0.1 * s)
+    if warmup:
+        with torch.no_grad():
+            for parameter in student.parameters():
+                parameter.add_(1.0)
+        run.method.after_step()  # decay min(1 - 1/2, 0.9) = 0.5
+        assert all(torch.allclose(t, s - 0.5) for t, s in zip(teacher.parameters(), student.parameters(), strict=True))
+
+
 def test_pseudo_labels_keep_only_confident_valid_pixels():
     probabilities = torch.tensor([[0.96, 0.50, 0.10], [0.04, 0.50, 0.90]]).view(1, 2, 1, 3)
     valid = torch.tensor([[[True, True, False]]])
