@@ -9,13 +9,15 @@
 #   all           the recipe as it is: all 60 labelled tiles, 24 epochs (168 steps)
 #   sup_quarter   a quarter of the labels (train_quarter: every 4th tile, 15), 168 epochs of one batch: the
 #                 recipe's 168 labelled steps
-#   semi_quarter  the same 15 labelled tiles + the other 45 as images without labels (data.unlabelled), mean
-#                 teacher with its defaults
+#   semi_quarter_ramp   the same 15 labelled tiles + the other 45 as images without labels (data.unlabelled), mean
+#                 teacher with its defaults (its EMA decay ramped up as 1 - 1/(step + 1) to 0.99)
+#   semi_quarter  the same with the decay fixed at 0.99 from the first step (method.ema_warmup false), as the mean
+#                 teacher was before the ramp
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 ROWS=("$@")
-[ ${#ROWS[@]} -eq 0 ] && ROWS=(all sup_quarter sup_quarter_seed1 semi_quarter semi_quarter_seed1)
+[ ${#ROWS[@]} -eq 0 ] && ROWS=(all sup_quarter sup_quarter_seed1 semi_quarter_ramp semi_quarter_ramp_seed1 semi_quarter)
 DATA=${PIXELSEG_DATA:-../shared/data}
 splits=pixelseg/data/split_lists/roads_last_digit_3_8
 quarter=(--set data.train_split=train_quarter --set train.epochs=168 --set train.val_every=168)
@@ -27,7 +29,7 @@ for row in "${ROWS[@]}"; do
   case $base in
     all)          changes=() ;;
     sup_quarter)  changes=("${quarter[@]}") ;;
-    semi_quarter)
+    semi_quarter|semi_quarter_ramp)
       rest=runs/fewer_labels_roads/unlabelled_three_quarters
       if [ ! -d "$rest" ]; then  # symlinks to the training tiles outside the quarter (never a validation tile)
         rm -rf "$rest.partial" && mkdir -p "$rest.partial"
@@ -38,7 +40,8 @@ for row in "${ROWS[@]}"; do
         done
         mv "$rest.partial" "$rest"
       fi
-      changes=("${quarter[@]}" --set "data.unlabelled=$rest" --set method.name=mean_teacher) ;;
+      changes=("${quarter[@]}" --set "data.unlabelled=$rest" --set method.name=mean_teacher)
+      [ "$base" = semi_quarter ] && changes+=(--set method.ema_warmup=false) ;;
     *) echo "unknown row $row (see the list at the top of $0)" >&2; exit 2 ;;
   esac
   out=runs/fewer_labels_roads/$row

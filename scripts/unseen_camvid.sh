@@ -52,6 +52,8 @@
 #   sup_sixteenth, semi_sixteenth   the same pair on 1/16 of the labels (train_sixteenth: every 16th frame, 23, a
 #                 subset of train_eighth), 160 epochs (sup_eighth's 320 steps); semi_sixteenth with the mean teacher's
 #                 defaults (strong views in their own pass) and the other 344 frames as unlabelled images
+# The mean-teacher rows above (semi_*, da_mean_teacher) keep the EMA decay fixed from the first step
+# (method.ema_warmup false), as they were measured; da_dacs has the ramped decay, the default since.
 # Append _seed1 to a row for its second seed (seed1 alone is the recipe with seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,14 +104,15 @@ for row in "${ROWS[@]}"; do
       [ "$name" = entropy ] && name=entropy_min
       if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
       [ "$name" = dacs ] && name=mean_teacher style=(--set method.mix_labelled=true)
-      changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}") ;;
+      changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}")
+      [ "$base" = da_mean_teacher ] && changes+=(--set method.ema_warmup=false) ;;
     sup_eighth|sup_sixteenth|semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate|semi_sixteenth)
       part=sixteenth epochs=160 rest=runs/unseen_short/unlabelled_fifteen_sixteenths  # the same 320 labelled steps
       [[ $base == *_eighth* ]] && part=eighth epochs=64 rest=runs/unseen_short/unlabelled_seven_eighths
       changes=(--set "data.train_split=train_$part" --set "train.epochs=$epochs" --set "train.val_every=$epochs")
       if [[ $base == semi_* ]]; then
         [ -d "$rest" ] || { image_links "$rest" "train_$part" exclude; find "$rest" -name '0006R0_*' -delete; }
-        changes+=(--set "data.unlabelled=$rest" --set method.name=mean_teacher)
+        changes+=(--set "data.unlabelled=$rest" --set method.name=mean_teacher --set method.ema_warmup=false)
       fi
       case $base in  # the 1/8 variants build on one pass for labelled and strong views; 1/16 keeps the defaults
         semi_eighth|semi_eighth_own_loss|semi_eighth_balanced) changes+=(--set method.separate_strong=false) ;;

@@ -39,10 +39,11 @@ def settings(arguments: list[str]) -> list[str]:
     ("fcdensenet56", ["model={name: fcdensenet56}"]),
     ("refinenet", ["model.name=refinenet", "train.grad_clip=1.0"]),
     ("label_smoothing_seed1", ["loss.ce_label_smoothing=0.1", "train.seed=1"]),
-    ("da_mean_teacher", ["data.unlabelled=runs/unseen_short/target_0006R0", "method.name=mean_teacher"]),
+    ("da_mean_teacher", ["data.unlabelled=runs/unseen_short/target_0006R0", "method.name=mean_teacher",
+                         "method.ema_warmup=false"]),
     ("semi_eighth_separate", ["data.train_split=train_eighth", "train.epochs=64", "train.val_every=64",
                               "data.unlabelled=runs/unseen_short/unlabelled_seven_eighths", "method.name=mean_teacher",
-                              "method.separate_strong=true"]),
+                              "method.ema_warmup=false", "method.separate_strong=true"]),
     ("da_dacs", ["data.unlabelled=runs/unseen_short/target_0006R0", "method.name=mean_teacher",
                  "method.mix_labelled=true"]),
     ("sup_sixteenth", ["data.train_split=train_sixteenth", "train.epochs=160", "train.val_every=160"]),
@@ -63,8 +64,12 @@ def test_an_unknown_row_is_refused_by_name(tmp_path):
     ("all", []),
     ("sup_quarter_seed1", ["data.train_split=train_quarter", "train.epochs=168", "train.val_every=168",
                            "train.seed=1"]),
+    ("semi_quarter_ramp", ["data.train_split=train_quarter", "train.epochs=168", "train.val_every=168",
+                           "data.unlabelled=runs/fewer_labels_roads/unlabelled_three_quarters",
+                           "method.name=mean_teacher"]),
     ("semi_quarter", ["data.train_split=train_quarter", "train.epochs=168", "train.val_every=168",
-                      "data.unlabelled=runs/fewer_labels_roads/unlabelled_three_quarters", "method.name=mean_teacher"]),
+                      "data.unlabelled=runs/fewer_labels_roads/unlabelled_three_quarters", "method.name=mean_teacher",
+                      "method.ema_warmup=false"]),
 ])
 def test_each_roads_row_trains_what_it_names(row, expected, tmp_path):
     if row.startswith("semi") and not (ROOT.parent / "shared" / "data" / "roads").is_dir():
