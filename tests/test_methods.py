@@ -108,16 +108,22 @@ def test_mix_labelled_pastes_labelled_classes_with_their_labels_onto_the_unlabel
         mix_labelled(images, labels, torch.zeros(2, 3, 2, 4), pseudo, torch.Generator())
 
 
-def test_mean_teacher_with_mix_labelled_puts_true_labels_into_the_student_targets(shapes_root, tmp_path,
-                                                                                  unlabelled_folder):
-    config = mean_teacher_config(shapes_root, tmp_path / "run", unlabelled_folder)
-    config["method"].update(threshold=1.01, mix_labelled=True, unlabelled_loss="training")  # no confident pixel
+def one_mean_teacher_step(config: dict) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """One batch loss of the run ``config`` builds: (the loss, the labelled batch's masks, the targets each call of
+    the run's loss function was given)."""
     run = train_module.build_run(config_from_dict(config), progress=False)
     seen = []
     original = run.loss_fn
     run.loss_fn = lambda logits, labels: seen.append(labels) or original(logits, labels)
     images, masks = next(iter(train_module.epoch_loader(run, 1, None)))
-    loss = run.method.batch_loss(run.trained, images, masks)
+    return run.method.batch_loss(run.trained, images, masks), masks, seen
+
+
+def test_mean_teacher_with_mix_labelled_puts_true_labels_into_the_student_targets(shapes_root, tmp_path,
+                                                                                  unlabelled_folder):
+    config = mean_teacher_config(shapes_root, tmp_path / "run", unlabelled_folder)
+    config["method"].update(threshold=1.01, mix_labelled=True, unlabelled_loss="training")  # no confident pixel
+    loss, masks, seen = one_mean_teacher_step(config)
     assert torch.isfinite(loss) and len(seen) == 2  # the pasted pixels are labelled although the teacher is unsure
     targets = seen[1][seen[1] != 255]
     assert len(targets) > 0 and set(targets.unique().tolist()) <= set(masks.unique().tolist())
@@ -392,12 +398,7 @@ def test_unlabelled_loss_training_puts_the_runs_own_loss_on_the_pseudo_labels(sh
     pseudo-labels (ignore where the teacher is unsure); FixMatch's plain cross-entropy leaves it to the labels."""
     config = mean_teacher_config(shapes_root, tmp_path / "run", unlabelled_folder)
     config["method"].update(threshold=0.0, unlabelled_loss=unlabelled_loss)  # every pixel confident
-    run = train_module.build_run(config_from_dict(config), progress=False)
-    seen = []
-    original = run.loss_fn
-    run.loss_fn = lambda logits, labels: seen.append(labels) or original(logits, labels)
-    images, masks = next(iter(train_module.epoch_loader(run, 1, None)))
-    loss = run.method.batch_loss(run.trained, images, masks)
+    loss, masks, seen = one_mean_teacher_step(config)
     assert torch.isfinite(loss) and len(seen) == calls
     assert torch.equal(seen[0], masks)
     if calls == 2:
