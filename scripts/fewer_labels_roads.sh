@@ -15,6 +15,7 @@
 #                 teacher was before the ramp
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/keep_run.sh
 BIN=${BIN:-.venv/bin}
 ROWS=("$@")
 [ ${#ROWS[@]} -eq 0 ] && ROWS=(all sup_quarter sup_quarter_seed1 semi_quarter_ramp semi_quarter_ramp_seed1 semi_quarter)
@@ -51,10 +52,7 @@ for row in "${ROWS[@]}"; do
   "$BIN/pixelseg" --quiet train configs/roads_lite0.yaml --set "train.out_dir=$out" "${changes[@]}" "${seed[@]}" \
     "${resume[@]}"
   "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --boundary-f1 --out "$out/eval" --examples 0
-  kept=docs/results/fewer_labels_roads/$row
-  mkdir -p "$kept/eval" && cp "$out/eval/metrics.json" "$kept/eval/"
-  cp "$out/log.csv" "$out/train_config.yaml" "$kept/"
-  grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' > "$kept/cpu.txt"
+  keep_run "$out" "docs/results/fewer_labels_roads/$row"
   echo "$row: $(( $(date +%s) - started )) s wall (train + eval${resume:+, this sitting only})" \
     | tee -a runs/fewer_labels_roads/wall_times.txt
 done

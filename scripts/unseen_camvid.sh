@@ -57,6 +57,7 @@
 # Append _seed1 to a row for its second seed (seed1 alone is the recipe with seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/keep_run.sh
 BIN=${BIN:-.venv/bin}
 ROWS=("$@")
 [ ${#ROWS[@]} -eq 0 ] && ROWS=(recipe scratch no_weights median_freq deeplabv3plus fpn pspnet segformer fp32 seed1 \
@@ -100,11 +101,11 @@ for row in "${ROWS[@]}"; do
     da_entropy|da_self_training|da_fda|da_mean_teacher|da_dacs)
       target=runs/unseen_short/target_0006R0
       [ -d "$target" ] || image_links "$target" val_0006R0
-      name=${base#da_} style=()
+      name=${base#da_} extra=()
       [ "$name" = entropy ] && name=entropy_min
-      if [ "$name" = fda ]; then name=entropy_min; style=(--set method.source_style=0.03); fi
-      [ "$name" = dacs ] && name=mean_teacher style=(--set method.mix_labelled=true)
-      changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${style[@]}")
+      if [ "$name" = fda ]; then name=entropy_min; extra=(--set method.source_style=0.03); fi
+      [ "$name" = dacs ] && name=mean_teacher extra=(--set method.mix_labelled=true)
+      changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${extra[@]}")
       [ "$base" = da_mean_teacher ] && changes+=(--set method.ema_warmup=false) ;;
     sup_eighth|sup_sixteenth|semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate|semi_sixteenth)
       part=sixteenth epochs=160 rest=runs/unseen_short/unlabelled_fifteen_sixteenths  # the same 320 labelled steps
@@ -131,10 +132,7 @@ for row in "${ROWS[@]}"; do
   "${preload[@]}" "$BIN/pixelseg" --quiet train configs/camvid_unseen_short.yaml --set "train.out_dir=$out" \
     "${changes[@]}" "${seed[@]}" "${resume[@]}"
   "$BIN/pixelseg" --quiet eval "$out/model" --backend eager --out "$out/eval" --examples 0
-  kept=docs/results/unseen_short/$row  # the scores and the log outlive runs/ (scripts/unseen_table.py reads them)
-  mkdir -p "$kept/eval" && cp "$out/eval/metrics.json" "$kept/eval/"
-  cp "$out/log.csv" "$out/train_config.yaml" "$kept/"
-  grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' > "$kept/cpu.txt"
+  keep_run "$out" "docs/results/unseen_short/$row"  # the scores and the log outlive runs/ (scripts/unseen_table.py reads them)
   echo "$row: $(( $(date +%s) - started )) s wall (train + eval${resume:+, this sitting only})" \
     | tee -a runs/unseen_short/wall_times.txt
 done
