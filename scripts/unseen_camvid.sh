@@ -18,7 +18,9 @@
 #   lovasz        Lovász-softmax in place of Dice
 #   ohem          OHEM cross-entropy (the hard pixels: label probability below 0.7, at least 10 %) in place of CE
 #   class_uniform half the crops centred on a pixel of a class drawn uniformly from the frame's classes
-#   ema           validate and ship the weights' moving average (train.ema 0.99 per step)
+#   ema           validate and ship the weights' moving average (train.ema 0.99 per step, fixed from the first step
+#                 as it was measured: train.ema_warmup false)
+#   ema_ramp      the same with the decay ramped as min(1 - 1/(step + 1), 0.99) (train.ema_warmup, the default)
 #   encoder_lr    the ImageNet encoder fine-tuned at a tenth of the learning rate (optimizer.encoder_lr 0.1)
 #   weight_decay  AdamW's weight decay at 0.01 (its paper's default) instead of the recipe's 1e-4
 #   label_smoothing   cross-entropy with label smoothing 0.1 (loss.ce_label_smoothing)
@@ -88,7 +90,8 @@ for row in "${ROWS[@]}"; do
     lovasz)      changes=(--set loss.dice=0 --set loss.lovasz=0.5) ;;
     ohem)        changes=(--set loss.ce=0 --set loss.ohem=1.0) ;;
     class_uniform) changes=(--set data.class_uniform_crop=0.5) ;;
-    ema)         changes=(--set train.ema=0.99) ;;
+    ema)         changes=(--set train.ema=0.99 --set train.ema_warmup=false) ;;
+    ema_ramp)    changes=(--set train.ema=0.99) ;;
     encoder_lr)  changes=(--set optimizer.encoder_lr=0.1) ;;
     weight_decay) changes=(--set optimizer.weight_decay=0.01) ;;
     label_smoothing) changes=(--set loss.ce_label_smoothing=0.1) ;;

@@ -75,8 +75,10 @@ def test_model_folder_comes_from_the_best_epoch_or_with_keep_last_from_the_last(
         config_from_dict(tiny_config(shapes_root, tmp_path, keep="newest"))
 
 
-def test_ema_is_the_average_of_the_steps_weights_and_is_validated_and_shipped(shapes_root, tmp_path, monkeypatch):
-    decay, initial, steps = 0.5, {}, []
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_is_the_average_of_the_steps_weights_and_is_validated_and_shipped(shapes_root, tmp_path, monkeypatch,
+                                                                             warmup):
+    decay, initial, steps = 0.8, {}, []
     original = train_module.ema_update
 
     def recording(average, model, rate):  # the average before the first step, the weights after each step
@@ -94,13 +96,17 @@ def test_ema_is_the_average_of_the_steps_weights_and_is_validated_and_shipped(sh
         return real_evaluate(model, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "evaluate", evaluate)
-    train(config_from_dict(tiny_config(shapes_root, tmp_path, ema=decay, steps_per_epoch=2)), progress=False)
+    config = tiny_config(shapes_root, tmp_path, ema=decay, ema_warmup=warmup, steps_per_epoch=2, keep="last")
+    train(config_from_dict(config), progress=False)
     checkpoint = load_checkpoint(tmp_path / "last.pt")
     name = next(k for k, v in checkpoint["model"].items() if v.is_floating_point() and v.ndim == 4)
     n = len(steps)
     assert n == 4  # 2 epochs of 2 steps
-    expected = decay ** n * initial[name] + sum(decay ** (n - i) * (1 - decay) * s[name]
-                                                for i, s in enumerate(steps, 1))
+    if warmup:  # decays 0, 1/2, 2/3, 3/4 (all under 0.8): the plain mean of the four steps' weights
+        expected = sum(s[name] for s in steps) / n
+    else:  # 0.8 from the first step: 0.8^4 of the starting weights remain
+        expected = decay ** n * initial[name] + sum(decay ** (n - i) * (1 - decay) * s[name]
+                                                    for i, s in enumerate(steps, 1))
     assert torch.allclose(checkpoint["ema"][name], expected, atol=1e-6)
     assert not torch.equal(checkpoint["ema"][name], checkpoint["model"][name])  # the average, not the last step
     assert _same_weights_as(tmp_path / "model", checkpoint["ema"])

@@ -39,6 +39,8 @@ def settings(arguments: list[str]) -> list[str]:
     ("fcdensenet56", ["model={name: fcdensenet56}"]),
     ("refinenet", ["model.name=refinenet", "train.grad_clip=1.0"]),
     ("label_smoothing_seed1", ["loss.ce_label_smoothing=0.1", "train.seed=1"]),
+    ("ema", ["train.ema=0.99", "train.ema_warmup=false"]),
+    ("ema_ramp_seed1", ["train.ema=0.99", "train.seed=1"]),
     ("da_mean_teacher", ["data.unlabelled=runs/unseen_short/target_0006R0", "method.name=mean_teacher",
                          "method.ema_warmup=false"]),
     ("semi_eighth_separate", ["data.train_split=train_eighth", "train.epochs=64", "train.val_every=64",

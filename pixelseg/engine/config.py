@@ -141,6 +141,7 @@ class TrainConfig:
     logger: str = "none"  # none, or tensorboard: per-step loss, lr, data and step time, per-epoch metrics
     keep: str = "best"  # model/ from: best (the best val mIoU) or last (the last epoch, unpicked by the val split)
     ema: float = 0.0  # validate and ship an exponential moving average of the weights, this decay per step (0: off)
+    ema_warmup: bool = True  # its decay ramps as min(1 - 1/(step + 1), ema): no memory of the starting weights
     grad_clip: float | None = None  # clip the gradients' global L2 norm to this before each step (null: off)
 
 

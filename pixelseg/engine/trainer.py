@@ -43,7 +43,7 @@ from pixelseg.engine.config import Config
 from pixelseg.engine.evaluate import evaluate
 from pixelseg.engine.hardware import cpu_has_fast_bf16
 from pixelseg.engine.loggers import NullLogger, build_logger, write_log
-from pixelseg.engine.methods import TrainingMethod, build_method, ema_update, frozen_copy
+from pixelseg.engine.methods import TrainingMethod, build_method, ema_decay, ema_update, frozen_copy
 from pixelseg.errors import CheckpointError, ConfigError, TrainingDiverged
 from pixelseg.io import write_text
 from pixelseg.losses import build_loss, class_weights_from_counts
@@ -184,7 +184,7 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
                     after_step: Callable[[EpochProgress], bool] | None = None,
                     channels_last: bool = False,
                     log_step: Callable[[dict[str, float]], None] | None = None,
-                    ema: tuple[torch.nn.Module, float] | None = None,
+                    ema: tuple[torch.nn.Module, float, bool] | None = None,
                     grad_clip: float | None = None) -> EpochProgress:
     """One pass over ``loader`` (the batches after ``done.steps`` optimizer steps of this epoch, when resuming):
     ``method`` (:mod:`pixelseg.engine.methods`) gives each batch's loss and runs after each optimizer step.
@@ -192,8 +192,9 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
     ``channels_last`` hands the batches to the model in channels-last layout (for a model converted to it). The
     scheduler steps once per optimizer step. ``after_step(progress)`` runs after each optimizer step; when it
     returns True the epoch stops there (an interruption). ``log_step(values)`` gets each optimizer step's loss,
-    learning rate, seconds waiting for data and seconds of the step. ``ema = (average, decay)``: the weights'
-    exponential moving average, updated after each optimizer step. ``grad_clip``: the gradients' global L2 norm is
+    learning rate, seconds waiting for data and seconds of the step. ``ema = (average, decay, warmup)``: the weights'
+    exponential moving average, updated after each optimizer step (:func:`ema_decay`, the run's step count from the
+    scheduler). ``grad_clip``: the gradients' global L2 norm is
     clipped to it before each optimizer step (``torch.nn.utils.clip_grad_norm_``, on unscaled gradients). Returns
     where the epoch stands."""
     model.train()
@@ -233,7 +234,8 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
             scheduler.step()
             method.after_step()
             if ema is not None:
-                ema_update(ema[0], getattr(model, "module", model), ema[1])
+                decay = ema_decay(scheduler.last_epoch - 1, ema[1], ema[2])  # the scheduler has counted this step
+                ema_update(ema[0], getattr(model, "module", model), decay)
             state.steps += 1
             bar.set_postfix(loss=f"{state.mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
             if log_step:
@@ -519,7 +521,8 @@ def run_epoch(run: Run, state: TrainingState, epoch: int, stop_requested: Callab
                                    run.scaler, run.steps_per_epoch, run.progress, done, after_step,
                                    run.config.train.channels_last,
                                    log_step=lambda values: run.logger.step(run.scheduler.last_epoch, values),
-                                   ema=(run.ema, run.config.train.ema) if run.ema is not None else None,
+                                   ema=None if run.ema is None else (run.ema, run.config.train.ema,
+                                                                      run.config.train.ema_warmup),
                                    grad_clip=run.config.train.grad_clip)
     progress_now.seconds = time.time() - started
     return progress_now

@@ -11,7 +11,15 @@ from __future__ import annotations
 import inspect
 
 from pixelseg.engine.methods.adaptation import ClassBalancedSelfTraining, EntropyMinimisation
-from pixelseg.engine.methods.base import METHODS, Supervised, TrainingMethod, ema_update, frozen_copy, register_method
+from pixelseg.engine.methods.base import (
+    METHODS,
+    Supervised,
+    TrainingMethod,
+    ema_decay,
+    ema_update,
+    frozen_copy,
+    register_method,
+)
 from pixelseg.engine.methods.semi import MeanTeacher
 from pixelseg.engine.methods.weak import BoxRefresh, CRFRegularisedScribbles
 
@@ -29,6 +37,6 @@ def build_method(run) -> TrainingMethod:
 
 
 __all__ = ["METHODS", "BoxRefresh", "CRFRegularisedScribbles", "ClassBalancedSelfTraining", "EntropyMinimisation",
-           "MeanTeacher", "Supervised", "TrainingMethod", "build_method", "ema_update", "frozen_copy",
+           "MeanTeacher", "Supervised", "TrainingMethod", "build_method", "ema_decay", "ema_update", "frozen_copy",
            "method_options",
            "register_method"]

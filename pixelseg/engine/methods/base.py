@@ -54,6 +54,13 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copied
 
 
+def ema_decay(step: int, decay: float, warmup: bool = True) -> float:
+    """The decay of the ``step``-th moving-average update (0-based): ``min(1 - 1/(step + 1), decay)`` with
+    ``warmup`` (the average of every weight so far until that reaches ``decay``, as the released code of Mean Teacher
+    does), else ``decay`` from the first step, which keeps ``decay ** step`` of the starting weights."""
+    return min(1 - 1 / (step + 1), decay) if warmup else decay
+
+
 @torch.no_grad()
 def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, decay: float) -> None:
     """``teacher = decay * teacher + (1 - decay) * student`` for every parameter; buffers (batch-norm running

@@ -52,7 +52,14 @@ import torch.nn.functional as F
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data.transforms import denormalise, renormalise
 from pixelseg.engine.methods.adaptation import balanced_pseudo_labels, class_balanced_thresholds
-from pixelseg.engine.methods.base import TrainingMethod, ema_update, frozen_copy, main_logits, register_method
+from pixelseg.engine.methods.base import (
+    TrainingMethod,
+    ema_decay,
+    ema_update,
+    frozen_copy,
+    main_logits,
+    register_method,
+)
 from pixelseg.engine.methods.unlabelled_stream import UnlabelledStream
 from pixelseg.errors import ConfigError
 
@@ -216,8 +223,7 @@ class MeanTeacher(TrainingMethod):
         return balanced_pseudo_labels(probabilities, thresholds, valid, ignore_index)
 
     def after_step(self) -> None:
-        decay = min(1 - 1 / (self.steps + 1), self.ema_decay) if self.ema_warmup else self.ema_decay
-        ema_update(self.teacher, self.run.model, decay)
+        ema_update(self.teacher, self.run.model, ema_decay(self.steps, self.ema_decay, self.ema_warmup))
         self.steps += 1
 
     def evaluated_model(self) -> torch.nn.Module:
