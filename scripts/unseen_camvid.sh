@@ -51,6 +51,7 @@
 #                 0.5: each class keeps the pixels above its own running median confidence, capped at 0.95)
 #   semi_eighth_separate   semi_eighth with the strong views in a forward pass of their own (method.separate_strong
 #                 true, the default: their batch-norm statistics apart from the labelled batch's, as UniMatch's code)
+#   semi_eighth_ramp   semi_eighth_separate with the EMA decay ramped (the mean teacher's defaults, all of them)
 #   sup_sixteenth, semi_sixteenth   the same pair on 1/16 of the labels (train_sixteenth: every 16th frame, 23, a
 #                 subset of train_eighth), 160 epochs (sup_eighth's 320 steps); semi_sixteenth with the mean teacher's
 #                 defaults (strong views in their own pass) and the other 344 frames as unlabelled images
@@ -110,13 +111,15 @@ for row in "${ROWS[@]}"; do
       [ "$name" = dacs ] && name=mean_teacher extra=(--set method.mix_labelled=true)
       changes=(--set "data.unlabelled=$target" --set "method.name=$name" "${extra[@]}")
       [ "$base" = da_mean_teacher ] && changes+=(--set method.ema_warmup=false) ;;
-    sup_eighth|sup_sixteenth|semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate|semi_sixteenth)
+    sup_eighth|sup_sixteenth|semi_eighth|semi_eighth_own_loss|semi_eighth_balanced|semi_eighth_separate|semi_eighth_ramp|\
+    semi_sixteenth)
       part=sixteenth epochs=160 rest=runs/unseen_short/unlabelled_fifteen_sixteenths  # the same 320 labelled steps
       [[ $base == *_eighth* ]] && part=eighth epochs=64 rest=runs/unseen_short/unlabelled_seven_eighths
       changes=(--set "data.train_split=train_$part" --set "train.epochs=$epochs" --set "train.val_every=$epochs")
       if [[ $base == semi_* ]]; then
         [ -d "$rest" ] || { image_links "$rest" "train_$part" exclude; find "$rest" -name '0006R0_*' -delete; }
-        changes+=(--set "data.unlabelled=$rest" --set method.name=mean_teacher --set method.ema_warmup=false)
+        changes+=(--set "data.unlabelled=$rest" --set method.name=mean_teacher)
+        [ "$base" = semi_eighth_ramp ] || changes+=(--set method.ema_warmup=false)
       fi
       case $base in  # the 1/8 variants build on one pass for labelled and strong views; 1/16 keeps the defaults
         semi_eighth|semi_eighth_own_loss|semi_eighth_balanced) changes+=(--set method.separate_strong=false) ;;

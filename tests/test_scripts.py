@@ -46,6 +46,8 @@ def settings(arguments: list[str]) -> list[str]:
     ("semi_eighth_separate", ["data.train_split=train_eighth", "train.epochs=64", "train.val_every=64",
                               "data.unlabelled=runs/unseen_short/unlabelled_seven_eighths", "method.name=mean_teacher",
                               "method.ema_warmup=false", "method.separate_strong=true"]),
+    ("semi_eighth_ramp", ["data.train_split=train_eighth", "train.epochs=64", "train.val_every=64",
+                          "data.unlabelled=runs/unseen_short/unlabelled_seven_eighths", "method.name=mean_teacher"]),
     ("da_dacs", ["data.unlabelled=runs/unseen_short/target_0006R0", "method.name=mean_teacher",
                  "method.mix_labelled=true"]),
     ("sup_sixteenth", ["data.train_split=train_sixteenth", "train.epochs=160", "train.val_every=160"]),
