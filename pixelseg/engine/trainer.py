@@ -178,6 +178,22 @@ class EpochProgress:
         return self.loss_total / max(self.batches, 1)
 
 
+def optimizer_step(model, optimizer, scheduler, scaler=None, grad_clip: float | None = None) -> None:
+    """One optimizer step on the accumulated gradients (clipped to ``grad_clip``'s global norm after unscaling),
+    then the scheduler's step."""
+    if grad_clip:
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+
+
 def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader, device, epoch: int,
                     accumulate: int = 1, scaler=None, max_steps: int | None = None, progress: bool = True,
                     done: EpochProgress | None = None,
@@ -221,17 +237,7 @@ def train_one_epoch(model, method: TrainingMethod, optimizer, scheduler, loader,
         (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
         state.batches += 1
         if (index + 1) % accumulate == 0:
-            if grad_clip:
-                if scaler:
-                    scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            optimizer_step(model, optimizer, scheduler, scaler, grad_clip)
             method.after_step()
             if ema is not None:
                 decay = ema_decay(scheduler.last_epoch - 1, ema[1], ema[2])  # the scheduler has counted this step
