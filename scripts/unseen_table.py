@@ -32,6 +32,8 @@ ABLATIONS = {
     "class_uniform_seed1": "half the crops centred on a class drawn uniformly (seed 1)",
     "ema": "the weights' moving average (train.ema 0.99) validated and kept (seed 0)",
     "ema_seed1": "the weights' moving average (train.ema 0.99) validated and kept (seed 1)",
+    "ema_ramp": "the weights' moving average, its decay ramped (train.ema_warmup; seed 0)",
+    "ema_ramp_seed1": "the weights' moving average, its decay ramped (train.ema_warmup; seed 1)",
     "encoder_lr": "the encoder at a tenth of the learning rate (optimizer.encoder_lr 0.1; seed 0)",
     "encoder_lr_seed1": "the encoder at a tenth of the learning rate (optimizer.encoder_lr 0.1; seed 1)",
     "weight_decay": "AdamW weight decay 0.01 instead of 1e-4 (seed 0)",
@@ -58,6 +60,8 @@ FEWER_LABELS = {  # docs/fewer_labels.md: each method's rows (seeds 0 and 1) aga
         ["semi_eighth_balanced", "semi_eighth_balanced_seed1"],
     "1/8 of the labels + 321 unlabelled frames, mean teacher, strong views in their own pass":
         ["semi_eighth_separate", "semi_eighth_separate_seed1"],
+    "1/8 of the labels + 321 unlabelled frames, mean teacher with all its defaults (ramped EMA decay)":
+        ["semi_eighth_ramp", "semi_eighth_ramp_seed1"],
     "1/16 of the labels (23 frames), supervised": ["sup_sixteenth", "sup_sixteenth_seed1"],
     "1/16 of the labels + 344 unlabelled frames, mean teacher (its defaults)":
         ["semi_sixteenth", "semi_sixteenth_seed1"],
@@ -151,7 +155,8 @@ def main() -> None:
             print(f"| {label} | {100 * m['miou']:.2f} % | {100 * m['pixel_accuracy']:.2f} % | "
                   f"{100 * m['mean_class_accuracy']:.2f} % | {m['minutes']:.1f} |")
     pairs = {"bf16": ["recipe", "seed1"], "fp32": ["fp32", "fp32_seed1"], "ohem": ["ohem", "ohem_seed1"],
-             "class_uniform": ["class_uniform", "class_uniform_seed1"], "ema": ["ema", "ema_seed1"]}
+             "class_uniform": ["class_uniform", "class_uniform_seed1"], "ema": ["ema", "ema_seed1"],
+             "ema_ramp": ["ema_ramp", "ema_ramp_seed1"]}
     for precision, rows in pairs.items():
         values = [100 * runs[r]["miou"] for r in rows if r in runs]
         if values:
