@@ -124,6 +124,21 @@ def test_crf_as_rnn_learns_end_to_end():
     assert not torch.equal(start, model.crf.compatibility)
 
 
+def test_crf_as_rnn_trains_and_predicts_under_bf16_autocast():
+    from pixelseg.models import create
+
+    torch.manual_seed(0)
+    model = create("crfasrnn", num_classes=3, base="unet", encoder="resnet18", decoder_channels=[16, 8, 8, 8, 8])
+    images = torch.randn(2, 3, 32, 40)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(images)
+    assert logits.shape == (2, 3, 32, 40) and torch.isfinite(logits).all()
+    logits.float().sum().backward()
+    assert model.crf.compatibility.grad.abs().sum() > 0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.eval()(images).shape == (2, 3, 32, 40)
+
+
 def test_grid_crf_graph_cut_and_mean_field_remove_noise():
     _, truth, probabilities = noisy_scene()
     before = (probabilities.argmax(0) == truth).mean()

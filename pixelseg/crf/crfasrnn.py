@@ -34,6 +34,12 @@ class CRFasRNN(nn.Module):
         self.compatibility = nn.Parameter(1.0 - eye)
 
     def forward(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        # The mean field runs in float32 under autocast too: the lattice's sparse products have no bfloat16 kernel on
+        # the CPU (training and prediction in bf16 stopped with "addmm_out_sparse_csr_impl_mkl" before).
+        with torch.autocast(logits.device.type, enabled=False):
+            return self.mean_field(logits, images)
+
+    def mean_field(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         refined = []
         for image_logits, image in zip(logits, images, strict=True):
             num_classes, height, width = image_logits.shape
