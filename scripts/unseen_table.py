@@ -75,6 +75,12 @@ ARCHITECTURES = {
     "maskformer": "MaskFormer", "segformer": "SegFormer-B0 (MiT-B0, from scratch)", "enet": "ENet (from scratch)",
     "bisenetv2": "BiSeNet V2 (from scratch)", "segnet_basic": "SegNet-Basic (from scratch)",
     "hrnet": "HRNetV2 (from scratch)", "fcdensenet56": "FC-DenseNet56 (from scratch)",
+    "fcdensenet67": "FC-DenseNet67 (from scratch)", "fcdensenet103": "FC-DenseNet103 (from scratch)",
+    "fcn8s": "FCN-8s (VGG16, from scratch)", "fcn16s": "FCN-16s (VGG16, from scratch)",
+    "fcn32s": "FCN-32s (VGG16, from scratch)", "segnet": "SegNet (VGG16-BN, from scratch)",
+    "unet_original": "U-Net, the original (from scratch)", "deeplabv1": "DeepLab v1 LargeFOV (VGG16, from scratch)",
+    "deconvnet": "DeconvNet (VGG16-BN, from scratch)", "crfasrnn": "CRF-as-RNN on FCN-8s (from scratch)",
+    "setr": "SETR (ViT, from scratch)", "segmenter": "Segmenter (ViT, from scratch)", "dpt": "DPT (ViT, from scratch)",
 }
 
 
