@@ -5,6 +5,7 @@ import timm
 import torch
 
 import pixelseg
+from pixelseg.engine.methods.base import to_float32
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.models import create, list_models, save_model
 from pixelseg.models.base import DilatedDepthwiseConv2d, guard_dilated_depthwise, he_initialisation
@@ -63,13 +64,18 @@ def test_output_at_input_resolution_for_odd_sizes(name):
             assert model(torch.randn(1, 3, height, width)).shape == (1, 5, height, width)
 
 
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_gradients_reach_the_first_layer(name):
+def test_gradients_reach_the_first_layer(name, bf16):
+    """As the trainer runs a step: the model under autocast (bf16: `train.amp: auto` on a CPU with bf16), the
+    loss on its outputs in float32. CRF-as-RNN's sparse lattice products once stopped a bf16 step."""
     model = create(name, num_classes=3, **SMALL[name]).train()
-    outputs = model(torch.randn(2, 3, 64, 64))
-    model.training_loss(torch.nn.CrossEntropyLoss(), outputs, torch.randint(0, 3, (2, 64, 64))).backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        outputs = to_float32(model(torch.randn(2, 3, 64, 64)))
+    loss = model.training_loss(torch.nn.CrossEntropyLoss(), outputs, torch.randint(0, 3, (2, 64, 64)))
+    loss.backward()
     first = next(p for p in model.parameters() if p.ndim == 4)
-    assert first.grad is not None and first.grad.abs().sum() > 0
+    assert torch.isfinite(loss) and first.grad is not None and first.grad.abs().sum() > 0
 
 
 def test_deeplab_output_stride_and_rates():
