@@ -26,6 +26,8 @@ and whether CamVid data loading keeps up with the model.
   batch, as oneDNN's convolution and as the matrix product FCN trains it with on the CPU
   (``convolution_as_matrix_product``); alternating, one step each per round (the convolution takes minutes on an
   AVX2-only CPU, where oneDNN computes its weight gradient with its reference loop).
+- ``dilation_fc6``: the same for Dilation's fc6 (dilation 4, on the stride-8 map), whose weight gradient oneDNN
+  computes with its reference loop on AVX-512 CPUs too (``--batch 1``: the convolution takes about two minutes).
 - ``fusion_conv``: UPerNet's 3x3 2048 -> 512 fusion convolution, forward and each gradient timed apart, in both
   memory layouts (oneDNN's AVX2 weight gradient is slow in channels-last).
 - ``loader``: one epoch of CamVid train batches at the shipped model's stage-1 recipe (half resolution, random
@@ -252,13 +254,23 @@ def section_allocator(args) -> None:
 
 
 def section_fc6(args) -> None:
-    from pixelseg.models.fcn.decoder import convolution_as_matrix_product
+    time_fc6(args, "FCN fc6", stride=32, dilation=1)
+
+
+def section_dilation_fc6(args) -> None:
+    time_fc6(args, "Dilation fc6", stride=8, dilation=4)
+
+
+def time_fc6(args, label: str, stride: int, dilation: int) -> None:
+    """fc6 (7x7, 512 -> 4096 channels, same padding) forward + backward on the stride-``stride`` map of the batch,
+    as oneDNN's convolution and as a matrix product, alternating; prints the table and the gradients' difference."""
+    from pixelseg.models.base import convolution_as_matrix_product
 
     height, width = (int(v) for v in args.size.split(","))
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(512, 4096, 7, padding=3)
+    conv = torch.nn.Conv2d(512, 4096, 7, padding=3 * dilation, dilation=dilation)
     torch.nn.init.kaiming_normal_(conv.weight)
-    features = torch.randn(args.batch, 512, -(-height // 32), -(-width // 32))
+    features = torch.randn(args.batch, 512, -(-height // stride), -(-width // stride))
     ways = {"oneDNN convolution": conv, "matrix product (im2col)": functools.partial(convolution_as_matrix_product,
                                                                                    conv=conv)}
     times: dict[str, list[float]] = {name: [] for name in ways}
@@ -271,8 +283,9 @@ def section_fc6(args) -> None:
             times[name].append(time.perf_counter() - started)
             gradients[name] = conv.weight.grad.clone()
     first, second = (gradients[name] for name in ways)
-    print(f"## FCN fc6 forward + backward ({args.batch}x512x{features.shape[2]}x{features.shape[3]} -> 4096 "
-          f"channels, {torch.get_num_threads()} CPU threads, {torch.backends.cpu.get_cpu_capability()})\n")
+    print(f"## {label} forward + backward ({args.batch}x512x{features.shape[2]}x{features.shape[3]} -> 4096 "
+          f"channels, dilation {dilation}, {torch.get_num_threads()} CPU threads, "
+          f"{torch.backends.cpu.get_cpu_capability()})\n")
     print("| way | s (median) | speed-up |\n|---|---:|---:|")
     base = statistics.median(times["oneDNN convolution"])
     for name in ways:
@@ -314,7 +327,7 @@ def section_fusion_conv(args) -> None:
 
 SECTIONS = {"step": section_step, "loader": section_loader, "layout": section_layout,
             "allocator": section_allocator, "_allocator_child": section_allocator_child, "fc6": section_fc6,
-            "fusion_conv": section_fusion_conv}
+            "dilation_fc6": section_dilation_fc6, "fusion_conv": section_fusion_conv}
 
 
 def main() -> None:

@@ -8,9 +8,14 @@ import pixelseg
 from pixelseg.engine.methods.base import to_float32
 from pixelseg.errors import CheckpointError, ConfigError
 from pixelseg.models import create, list_models, save_model
-from pixelseg.models.base import DilatedDepthwiseConv2d, guard_dilated_depthwise, he_initialisation
+from pixelseg.models.base import (
+    DilatedDepthwiseConv2d,
+    convolution_as_matrix_product,
+    guard_dilated_depthwise,
+    he_initialisation,
+)
 from pixelseg.models.encoders import TimmEncoder
-from pixelseg.models.fcn.decoder import bilinear_upsampler, convolution_as_matrix_product
+from pixelseg.models.fcn.decoder import bilinear_upsampler
 
 # Small settings of every registered architecture, so the shape and gradient tests stay fast on 2 cores.
 SMALL = {
@@ -197,11 +202,12 @@ def test_fcn_final_upsampling_is_fixed_bilinear(name):
     assert final(scores).shape == (2, 3, 5 * final.factor, 6 * final.factor)
 
 
-@pytest.mark.parametrize(("kernel", "padding", "bias", "size"), [(7, 3, True, (3, 5)), (3, 0, False, (7, 4)),
-                                                                 (1, 0, True, (2, 9))])
-def test_convolution_as_matrix_product_is_the_convolution(kernel, padding, bias, size):
+@pytest.mark.parametrize(("kernel", "padding", "dilation", "bias", "size"),
+                         [(7, 3, 1, True, (3, 5)), (3, 0, 1, False, (7, 4)), (1, 0, 1, True, (2, 9)),
+                          (7, 12, 4, True, (5, 6)), (3, 1, 2, False, (9, 8))])
+def test_convolution_as_matrix_product_is_the_convolution(kernel, padding, dilation, bias, size):
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(6, 5, kernel, padding=padding, bias=bias).double()
+    conv = torch.nn.Conv2d(6, 5, kernel, padding=padding, dilation=dilation, bias=bias).double()
     x = torch.randn(2, 6, *size, dtype=torch.float64, requires_grad=True)
     expected = conv(x)
     expected.square().sum().backward()
@@ -215,12 +221,20 @@ def test_convolution_as_matrix_product_is_the_convolution(kernel, padding, bias,
         assert torch.allclose(before, after)
 
 
-def test_fcn_trains_fc6_as_a_matrix_product_on_the_cpu():
-    """oneDNN's AVX2 build computes fc6's weight gradient with its reference loop (docs/performance.md); in training
-    the head computes fc6 as a matrix product whenever that gradient is wanted, as oneDNN's convolution otherwise."""
-    model = create("fcn32s", num_classes=3, encoder="resnet18", fc_channels=32).train()
-    calls = []
-    model.head.fc6.register_forward_hook(lambda *_: calls.append((model.training, torch.is_grad_enabled())))
+@pytest.mark.parametrize(("name", "options", "fc6"), [
+    ("fcn32s", {"encoder": "resnet18", "fc_channels": 32}, "head.fc6"),
+    ("dilation", {"fc_channels": 32}, "frontend.0"),
+])
+def test_fc6_trains_as_a_matrix_product_on_the_cpu(name, options, fc6, monkeypatch):
+    """oneDNN computes the weight gradient of FCN's fc6 (CPUs without AVX-512) and Dilation's dilated fc6 (AVX-512
+    too) with its reference loop (docs/performance.md); in training on the CPU they run as a matrix product whenever
+    that gradient is wanted, as oneDNN's convolution otherwise."""
+    from pixelseg.models import base
+
+    model = create(name, num_classes=3, **options).train()
+    products = []
+    monkeypatch.setattr(base, "convolution_as_matrix_product",
+                        lambda x, conv: products.append(conv) or convolution_as_matrix_product(x, conv))
     x = torch.randn(2, 3, 70, 90)
     torch.manual_seed(0)  # the same dropout masks for both forwards
     with torch.no_grad():
@@ -228,10 +242,11 @@ def test_fcn_trains_fc6_as_a_matrix_product_on_the_cpu():
     torch.manual_seed(0)
     training = model(x)
     training.sum().backward()
-    assert model.head.fc6.weight.grad is not None
+    layer = model.get_submodule(fc6)
+    assert layer.weight.grad is not None and products == [layer]
     assert torch.allclose(training, without_gradient, atol=1e-5)
     model.eval()(x)  # inference (and export) keep the convolution
-    assert calls == [(True, False), (False, True)]
+    assert products == [layer]
 
 
 def test_pspnet_auxiliary_head_only_in_training():

@@ -110,6 +110,37 @@ def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, dila
     return nn.Sequential(*layers)
 
 
+def convolution_as_matrix_product(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(x)`` as one matrix product over the unfolded input (im2col), for stride 1 without groups.
+
+    The same arithmetic in another summation order, for the CPU convolutions whose weight gradient oneDNN computes
+    with its reference loop (``ONEDNN_VERBOSE=1`` shows ``ref:any``), minutes a training step where the matrix
+    product takes seconds (docs/performance.md): FCN's fc6 (7x7, 512 -> 4096 channels) on CPUs without AVX-512, and
+    Dilation's fc6 (the same at dilation 4) on AVX-512 CPUs too.
+    """
+    if conv.stride != (1, 1) or conv.groups != 1:
+        raise ValueError("convolution_as_matrix_product: only stride 1 without groups")
+    batch, _, height, width = x.shape
+    (kernel_h, kernel_w), (pad_h, pad_w), (dilation_h, dilation_w) = conv.kernel_size, conv.padding, conv.dilation
+    columns = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=conv.padding)  # (N, C*kh*kw, H'*W')
+    out = conv.weight.flatten(1) @ columns
+    if conv.bias is not None:
+        out = out + conv.bias[:, None]
+    return out.view(batch, -1, height + 2 * pad_h - dilation_h * (kernel_h - 1),
+                    width + 2 * pad_w - dilation_w * (kernel_w - 1))
+
+
+class ProductTrainedConv2d(nn.Conv2d):
+    """A convolution computed by :func:`convolution_as_matrix_product` whenever it trains on the CPU (training mode,
+    gradients wanted for its weight); inference, export and GPUs keep the convolution. A plain ``nn.Conv2d``'s
+    weights and state-dict keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.device.type == "cpu" and torch.is_grad_enabled() and self.weight.requires_grad:
+            return convolution_as_matrix_product(x, self)
+        return super().forward(x)
+
+
 class DilatedDepthwiseConv2d(nn.Conv2d):
     """A dilated depthwise convolution whose training step runs in float32 under CPU bf16 autocast.
 

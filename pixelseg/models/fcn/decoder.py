@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelseg.models.base import he_initialisation
+from pixelseg.models.base import ProductTrainedConv2d, he_initialisation
 
 
 def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
@@ -19,25 +19,6 @@ def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
     weight = torch.zeros(channels, channels, kernel_size, kernel_size)
     weight[range(channels), range(channels)] = kernel
     return weight
-
-
-def convolution_as_matrix_product(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv(x)`` as one matrix product over the unfolded input (im2col), for stride 1 and no dilation or groups.
-
-    The same arithmetic in another summation order. FCN trains its fc6 (a 7x7 convolution, 512 -> 4096 channels,
-    102.8M weights) this way on the CPU: on a 6x8 map (a 176x240 crop at stride 32) oneDNN's AVX2 build has no fast
-    kernel for that weight gradient and falls back to its reference loop (``ONEDNN_VERBOSE=1`` shows ``ref:any``),
-    minutes a training step; as a matrix product it is seconds (docs/performance.md).
-    """
-    if conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1:
-        raise ValueError("convolution_as_matrix_product: only stride 1 without dilation or groups")
-    batch, _, height, width = x.shape
-    (kernel_h, kernel_w), (pad_h, pad_w) = conv.kernel_size, conv.padding
-    columns = F.unfold(x, conv.kernel_size, padding=conv.padding)  # (N, C*kh*kw, H'*W')
-    out = conv.weight.flatten(1) @ columns
-    if conv.bias is not None:
-        out = out + conv.bias[:, None]
-    return out.view(batch, -1, height + 2 * pad_h - kernel_h + 1, width + 2 * pad_w - kernel_w + 1)
 
 
 def bilinear_upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
@@ -78,7 +59,9 @@ class FCNHead(nn.Module):
                  fc_kernel_size: int = 7, dropout: float = 0.5, he_init_fc: bool = False) -> None:
         super().__init__()
         self.skips = skips
-        self.fc6 = nn.Conv2d(encoder_channels[-1], fc_channels, fc_kernel_size, padding=fc_kernel_size // 2)
+        # trained as a matrix product on the CPU, where oneDNN may have no fast kernel for its weight gradient
+        self.fc6 = ProductTrainedConv2d(encoder_channels[-1], fc_channels, fc_kernel_size,
+                                        padding=fc_kernel_size // 2)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout2d(dropout)
@@ -99,11 +82,7 @@ class FCNHead(nn.Module):
         self.upscore_final = FixedBilinearUpsample(num_classes, self.final_factor)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        top = features[-1]
-        train_fc6_as_product = (self.training and top.device.type == "cpu" and torch.is_grad_enabled()
-                                and self.fc6.weight.requires_grad)  # inference and export keep the convolution
-        x = convolution_as_matrix_product(top, self.fc6) if train_fc6_as_product else self.fc6(top)
-        x = self.dropout(self.relu(x))
+        x = self.dropout(self.relu(self.fc6(features[-1])))
         x = self.dropout(self.relu(self.fc7(x)))
         scores = self.score_fr(x)
         for level in range(self.skips):
