@@ -33,9 +33,9 @@
 #   enet, bisenetv2, segnet_basic, hrnet, fcdensenet56   the architecture with its own encoder, from scratch (ENet,
 #                 BiSeNet V2, SegNet-Basic and FC-DenseNet are trained from scratch in their papers; HRNet has no
 #                 offline ImageNet weights); FC-DenseNets under tcmalloc where installed, as scripts/train_zoo.sh
-#   fcdensenet67, fcdensenet103, fcn8s, fcn16s, fcn32s, segnet, unet_original, deeplabv1, deconvnet, crfasrnn,
-#   setr, segmenter, dpt   the same, at each one's defaults: the VGG16 designs (FCN, SegNet, DeepLab v1, DeconvNet,
-#                 CRF-as-RNN on FCN-8s) and the ViT ones (SETR, Segmenter, DPT) have no offline ImageNet weights here,
+#   fcdensenet67, fcdensenet103, fcn8s, fcn16s, fcn32s, segnet, unet_original, deeplabv1, dilation, deconvnet,
+#   crfasrnn, setr, segmenter, dpt   the same, at each one's defaults: the VGG16 designs (FCN, SegNet, DeepLab v1,
+#                 Dilation, DeconvNet, CRF-as-RNN on FCN-8s) and the ViT ones (SETR, Segmenter, DPT) have no offline ImageNet weights here,
 #                 so they start from random weights where their papers start from ImageNet
 # Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
@@ -106,7 +106,7 @@ for row in "${ROWS[@]}"; do
     refinenet)   changes=(--set model.name=refinenet --set train.grad_clip=1.0) ;;
     segformer)   changes=(--set "model={name: segformer, variant: b0}") ;;
     enet|bisenetv2|segnet_basic|hrnet|fcdensenet56|fcdensenet67|fcdensenet103|fcn8s|fcn16s|fcn32s|segnet|\
-    unet_original|deeplabv1|deconvnet|crfasrnn|setr|segmenter|dpt) changes=(--set "model={name: $base}") ;;
+    unet_original|deeplabv1|dilation|deconvnet|crfasrnn|setr|segmenter|dpt) changes=(--set "model={name: $base}") ;;
     da_entropy|da_self_training|da_fda|da_mean_teacher|da_dacs)
       target=runs/unseen_short/target_0006R0
       [ -d "$target" ] || image_links "$target" val_0006R0

@@ -79,6 +79,7 @@ ARCHITECTURES = {
     "fcn8s": "FCN-8s (VGG16, from scratch)", "fcn16s": "FCN-16s (VGG16, from scratch)",
     "fcn32s": "FCN-32s (VGG16, from scratch)", "segnet": "SegNet (VGG16-BN, from scratch)",
     "unet_original": "U-Net, the original (from scratch)", "deeplabv1": "DeepLab v1 LargeFOV (VGG16, from scratch)",
+    "dilation": "Dilation8 (VGG16 front-end + context module, from scratch)",
     "deconvnet": "DeconvNet (VGG16-BN, from scratch)", "crfasrnn": "CRF-as-RNN on FCN-8s (from scratch)",
     "setr": "SETR (ViT, from scratch)", "segmenter": "Segmenter (ViT, from scratch)", "dpt": "DPT (ViT, from scratch)",
 }
