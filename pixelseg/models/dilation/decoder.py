@@ -15,8 +15,8 @@ LARGE_WIDTHS = (2, 2, 4, 8, 16, 32, 32)
 
 class FrontEndHead(nn.Sequential):
     """fc6 as a 7x7 convolution at dilation 4 (VGG16's fc6 weights apply unchanged), fc7 1x1, dropout 0.5 after each,
-    fc8 1x1 to the classes. fc6 trains as a matrix product on the CPU: oneDNN's weight gradient for it took 114 s for
-    one 176x240 crop on an AVX-512 CPU (:class:`ProductTrainedConv2d`)."""
+    fc8 1x1 to the classes. fc6 trains as a matrix product on the CPU: oneDNN's weight gradient for it takes about two
+    minutes for one 176x240 crop, on AVX-512 CPUs too (:class:`ProductTrainedConv2d`, docs/performance.md)."""
 
     def __init__(self, num_classes: int, channels: int = 4096) -> None:
         super().__init__(ProductTrainedConv2d(512, channels, 7, padding=12, dilation=4), nn.ReLU(inplace=True),
