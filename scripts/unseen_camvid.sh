@@ -35,8 +35,9 @@
 #                 offline ImageNet weights); FC-DenseNets under tcmalloc where installed, as scripts/train_zoo.sh
 #   fcdensenet67, fcdensenet103, fcn8s, fcn16s, fcn32s, segnet, unet_original, deeplabv1, dilation, deconvnet,
 #   crfasrnn, setr, segmenter, dpt   the same, at each one's defaults: the VGG16 designs (FCN, SegNet, DeepLab v1,
-#                 Dilation, DeconvNet, CRF-as-RNN on FCN-8s) and the ViT ones (SETR, Segmenter, DPT) have no offline ImageNet weights here,
-#                 so they start from random weights where their papers start from ImageNet
+#                 Dilation, DeconvNet, CRF-as-RNN on FCN-8s) and the ViT ones (SETR, Segmenter, DPT) have no
+#                 offline ImageNet weights here, so they start from random weights where their papers start from
+#                 ImageNet
 # Fewer labels (docs/fewer_labels.md; the source-only and all-labels baselines are the recipe and seed1 rows):
 #   da_entropy, da_self_training   domain adaptation: 0006R0's images without labels as the target (data.unlabelled)
 #   da_fda        da_entropy with the source images in the target's style (FDA, source_style 0.03: about the
