@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def row_command(row: str, tmp_path: Path, script: str = "unseen_camvid.sh") -> tuple[int, list[str], str]:
+def row_command(row: str, tmp_path: Path, script: str = "unseen_camvid.sh",
+                env: dict | None = None) -> tuple[int, list[str], str]:
     """scripts/SCRIPT ROW with a ``pixelseg`` that records its arguments and fails, so the row stops
     before training: (exit code, the recorded arguments, stderr)."""
     record = tmp_path / "arguments"
@@ -21,7 +22,7 @@ def row_command(row: str, tmp_path: Path, script: str = "unseen_camvid.sh") -> t
     fake.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {shlex.quote(str(record))}\nexit 1\n')
     fake.chmod(0o755)
     done = subprocess.run(["bash", str(ROOT / "scripts" / script), row], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "BIN": str(fake.parent)}, timeout=60)
+                          env={"PATH": "/usr/bin:/bin", "BIN": str(fake.parent), **(env or {})}, timeout=60)
     arguments = record.read_text().splitlines() if record.exists() else []
     return done.returncode, arguments, done.stderr
 
@@ -89,3 +90,17 @@ def test_the_roads_quarter_is_a_quarter_of_the_training_tiles_and_none_of_the_va
         return {line for line in lines if line and not line.startswith("#")}
     quarter, train = stems("train_quarter"), stems("train")
     assert len(quarter) == 15 and quarter < train and not quarter & stems("val")
+
+
+@pytest.mark.parametrize(("name", "config"), [("fashion", "configs/fashion_lite2.yaml"),
+                                              ("retina", "configs/retina_lite0.yaml")])
+def test_each_application_trains_its_recipe(name, config, tmp_path):
+    runs = tmp_path / "apps"
+    code, arguments, _ = row_command(name, tmp_path, "train_applications.sh", {"RUNS": str(runs)})
+    assert code != 0 and arguments[:3] == ["--quiet", "train", config]
+    assert settings(arguments) == [f"train.out_dir={runs / name}"]
+
+
+def test_an_application_without_a_recipe_is_refused(tmp_path):
+    code, arguments, stderr = row_command("clouds", tmp_path, "train_applications.sh", {"RUNS": str(tmp_path)})
+    assert code == 2 and not arguments and "no recipe for clouds" in stderr
