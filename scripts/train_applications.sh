@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The application recipes of docs/applications.md: train each one's config (RECIPES below) on its training list and score
-# it on its validation split (images never trained on) with `pixelseg eval` (per-class IoU, F1, precision, recall,
-# boundary F1); metrics land in runs/apps/<name>/eval/metrics.json, and scripts/applications_table.py makes the
-# tables. One run at a time: two trainings on 2 cores are several times slower each.
+# The application recipes of docs/applications.md: train each dataset's config (RECIPES below) on its training
+# list and score it on its validation split (images never trained on) with `pixelseg eval` (per-class IoU, F1,
+# precision, recall, boundary F1); metrics land in runs/apps/<name>/eval/metrics.json, and
+# scripts/applications_table.py makes the tables. One run at a time: two trainings on 2 cores are several times
+# slower each.
 #   bash scripts/train_applications.sh                    # retina roads weeds faces fashion
 #   bash scripts/train_applications.sh retina weeds       # some of them
 # A stopped run continues (--resume) when the script is run again; a finished one is scored again, not retrained.
