@@ -6,6 +6,7 @@ from pixelseg.data.transforms import (
     ColorJitter,
     HorizontalFlip,
     RandomCrop,
+    RandomRotate90,
     RandomScale,
     ToTensor,
     denormalise,
@@ -58,6 +59,27 @@ def test_flip_moves_image_and_mask_together():
     for seed in range(10):
         out_image, out_mask = HorizontalFlip(0.5)(image, mask, np.random.default_rng(seed))
         assert (out_image[..., 0] == out_mask * 40).all()
+
+
+def test_rotate90_turns_image_and_mask_together_and_draws_each_turn():
+    image, mask = striped_pair(40, 60)
+    image[..., 1] = np.arange(40, dtype=np.uint8)[:, None]  # green encodes the row: tells the four turns apart
+    seen = {}
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        out_image, out_mask = RandomRotate90()(image, mask, rng)
+        assert (out_image[..., 0] == out_mask * 40).all() and out_image.flags.c_contiguous
+        turn = next(k for k in range(4) if np.array_equal(out_image, np.rot90(image, k)))
+        seen[turn] = seen.get(turn, 0) + 1
+    assert sorted(seen) == [0, 1, 2, 3] and all(70 < count < 130 for count in seen.values())
+
+
+def test_rotate90_before_the_crop_keeps_a_non_square_crop_size():
+    image, mask = striped_pair(40, 90)
+    transform = training_transform((32, 48), scale_range=(1.0, 1.0), rotate90=True)
+    shapes = {transform(image, mask, np.random.default_rng(seed))[1].shape for seed in range(12)}
+    assert shapes == {(32, 48)}
+    assert not any(isinstance(step, RandomRotate90) for step in training_transform((32, 32)).transforms)
 
 
 def test_scale_resizes_masks_with_nearest_neighbour():

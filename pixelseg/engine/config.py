@@ -30,6 +30,7 @@ class DataConfig:
     base_scale: float = 1.0  # train (and predict) at this fraction of the original size
     scale_range: list = field(default_factory=lambda: [0.5, 2.0])  # random scale around base_scale
     flip: bool = True  # random horizontal flips
+    rotate90: bool = False  # random 90-degree turns (with flip: all 8 symmetries); for images without an up
     color_jitter: float = 0.3  # brightness, contrast and saturation jitter (0: none)
     class_uniform_crop: float = 0.0  # chance that a crop centres on a pixel of a class drawn uniformly (0: none)
     workers: int = 2  # data loader processes

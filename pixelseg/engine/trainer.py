@@ -420,7 +420,8 @@ def build_run(config: Config, resume: bool | str | Path = False, progress: bool 
                          options=config.loss.options).to(device)
     train_set.transform = training_transform(
         tuple(config.data.crop_size), tuple(config.data.scale_range), config.data.base_scale, config.data.flip,
-        config.data.color_jitter, model.meta["mean"], model.meta["std"], config.data.class_uniform_crop)
+        config.data.color_jitter, model.meta["mean"], model.meta["std"], config.data.class_uniform_crop,
+        rotate90=config.data.rotate90)
     train_set.seed = config.train.seed
     if config.data.cache:
         train_set.cache_in_memory(progress=progress)

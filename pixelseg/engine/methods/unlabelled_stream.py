@@ -20,7 +20,7 @@ class UnlabelledStream:
             raise ConfigError(f"method {config.method.name!r} needs data.unlabelled: a folder of images without labels")
         data = config.data
         transform = training_transform(tuple(data.crop_size), tuple(data.scale_range), data.base_scale, data.flip,
-                                       0.0, run.model.meta["mean"], run.model.meta["std"])
+                                       0.0, run.model.meta["mean"], run.model.meta["std"], rotate90=data.rotate90)
         self.dataset = UnlabelledImages(data.unlabelled, run.train_set.classes.num_classes, run.train_set.channels,
                                         transform)
         self.dataset.seed = config.train.seed
