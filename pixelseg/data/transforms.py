@@ -123,7 +123,7 @@ class HorizontalFlip:
 class RandomRotate90:
     """A rotation by a random multiple of 90 degrees, each of the four equally likely; with :class:`HorizontalFlip`
     it draws each of the eight symmetries of the square equally often. For images without an up: aerial tiles,
-    fields seen from above, microscopy, fundus photos. Placed before the crop, so the crop keeps its size whatever
+    fields seen from above, microscopy. Placed before the crop, so the crop keeps its size whatever
     the image's shape."""
 
     def __call__(self, image, mask, rng):
