@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pixelseg.data.transforms import Compose, training_transform
 from pixelseg.errors import ConfigError
 from pixelseg.utils import closest
 
@@ -36,6 +37,14 @@ class DataConfig:
     workers: int = 2  # data loader processes
     cache: bool = False  # decode every training image and mask once, keep them in memory (small datasets)
     unlabelled: str | None = None  # a folder of images without labels (method: mean_teacher)
+
+    def augmentation(self, mean, std, labelled: bool = True) -> Compose:
+        """The training transform these keys describe, normalising with ``mean``/``std``. Unlabelled images
+        (``labelled=False``) get no colour jitter (the methods make their own photometric views) and plain random
+        crops (no labels to centre them on)."""
+        return training_transform(tuple(self.crop_size), tuple(self.scale_range), self.base_scale, self.flip,
+                                  self.color_jitter if labelled else 0.0, mean, std,
+                                  self.class_uniform_crop if labelled else 0.0, rotate90=self.rotate90)
 
 
 @dataclass

@@ -36,7 +36,6 @@ import yaml
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data import open_dataset, require_clean
 from pixelseg.data.dataset import SegmentationDataset
-from pixelseg.data.transforms import training_transform
 from pixelseg.engine import distributed
 from pixelseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pixelseg.engine.config import Config
@@ -418,10 +417,7 @@ def build_run(config: Config, resume: bool | str | Path = False, progress: bool 
     classes = train_set.classes
     loss_fn = build_loss(config.loss.weights, class_weights(config, class_pixels), classes.ignore_index,
                          options=config.loss.options).to(device)
-    train_set.transform = training_transform(
-        tuple(config.data.crop_size), tuple(config.data.scale_range), config.data.base_scale, config.data.flip,
-        config.data.color_jitter, model.meta["mean"], model.meta["std"], config.data.class_uniform_crop,
-        rotate90=config.data.rotate90)
+    train_set.transform = config.data.augmentation(model.meta["mean"], model.meta["std"])
     train_set.seed = config.train.seed
     if config.data.cache:
         train_set.cache_in_memory(progress=progress)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from pixelseg.data.transforms import training_transform
 from pixelseg.data.unlabelled import UnlabelledImages
 from pixelseg.errors import ConfigError
 
@@ -19,8 +18,7 @@ class UnlabelledStream:
         if not config.data.unlabelled:
             raise ConfigError(f"method {config.method.name!r} needs data.unlabelled: a folder of images without labels")
         data = config.data
-        transform = training_transform(tuple(data.crop_size), tuple(data.scale_range), data.base_scale, data.flip,
-                                       0.0, run.model.meta["mean"], run.model.meta["std"], rotate90=data.rotate90)
+        transform = data.augmentation(run.model.meta["mean"], run.model.meta["std"], labelled=False)
         self.dataset = UnlabelledImages(data.unlabelled, run.train_set.classes.num_classes, run.train_set.channels,
                                         transform)
         self.dataset.seed = config.train.seed
